@@ -224,18 +224,21 @@ def regret_table(finetune_df: pd.DataFrame, scores_df: pd.DataFrame, probe: str 
     - s(m) = E[max_{m' in S_B} acc(m')], the expected best fine-tuned accuracy of the
       top-B set (ties and `random`: exact expectation over uniform random choice);
     - abs_regret = ORACLE - s(m), ORACLE = max over the candidates of acc (eq. 1);
-    - rel_regret = abs_regret / ORACLE;
-    - rel_delta = Delta(ORACLE, s(m)) = (ORACLE - s(m)) / (1 - min(ORACLE, s(m))) with
-      accuracies in [0, 1] (eq. 2; "relative regret r(m)" in the paper's own words).
+    - rel_regret = r(m) = Delta(ORACLE, s(m)), the relative delta of eq. 2,
+      Delta(m1, m2) = (s(m1) - s(m2)) / (1 - min(s(m1), s(m2))) with accuracies in [0, 1];
+    - rel_delta = Delta(s(m), s(Random)): the method against Random selection at the same
+      budget (positive = better than Random), eq. 2 between two strategies.
     """
     rows = []
     for method, target, shots, draws in candidate_groups(finetune_df, scores_df, probe):
-        oracle, n = float(draws[0][1].max()), len(draws[0][1])
+        accuracy = draws[0][1]
+        oracle, n = float(accuracy.max()), len(accuracy)
         for budget in range(1, n + 1):
             s = float(np.mean([expected_topk_max(sc, acc, budget) for sc, acc in draws]))
+            s_random = expected_topk_max(np.zeros(n), accuracy, budget)  # all tied = uniform random
             rows.append({"method": method, "target": target, "shots": shots, "budget": budget,
-                         "abs_regret": oracle - s, "rel_regret": (oracle - s) / oracle if oracle else np.nan,
-                         "rel_delta": relative_delta(oracle, s)})
+                         "abs_regret": oracle - s, "rel_regret": relative_delta(oracle, s),
+                         "rel_delta": relative_delta(s, s_random)})
     return pd.DataFrame(rows, columns=REGRET_COLUMNS)
 
 

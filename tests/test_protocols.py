@@ -90,14 +90,16 @@ def test_regret_with_ties_and_random():
     s = {1: 70.0, 2: 230 / 3, 3: 80.0, 4: 90.0}
     for b, sb in s.items():
         assert tie.loc[b, "abs_regret"] == pytest.approx(90 - sb)
-        assert tie.loc[b, "rel_regret"] == pytest.approx((90 - sb) / 90)
-        assert tie.loc[b, "rel_delta"] == pytest.approx((0.9 - sb / 100) / (1 - sb / 100))  # eq. 2 in [0, 1]
-    assert tie.loc[2, "rel_delta"] == pytest.approx(4 / 7)
+        assert tie.loc[b, "rel_regret"] == pytest.approx((0.9 - sb / 100) / (1 - sb / 100))  # eq. 2 in [0, 1]
+    assert tie.loc[2, "rel_regret"] == pytest.approx(4 / 7)
+    # against Random at the same budget: B=1 selects 70 vs Random's 75, so Delta = (0.70 - 0.75) / 0.30
+    assert tie.loc[1, "rel_delta"] == pytest.approx(-0.05 / 0.30) and tie.loc[4, "rel_delta"] == 0.0
     # random: exact expectation over B-subsets of {90, 80, 70, 60}, its seeded scores ignored
     rnd = _regret(rg, "random")
     s = {1: 75.0, 2: (3 * 90 + 2 * 80 + 70) / 6, 3: (3 * 90 + 80) / 4, 4: 90.0}
     assert rnd["abs_regret"].to_dict() == pytest.approx({b: 90 - v for b, v in s.items()})
-    assert rnd["rel_delta"].to_dict() == pytest.approx({1: 0.6, 2: 0.4, 3: 0.2, 4: 0.0})
+    assert rnd["rel_regret"].to_dict() == pytest.approx({1: 0.6, 2: 0.4, 3: 0.2, 4: 0.0})
+    assert rnd["rel_delta"].to_dict() == pytest.approx({b: 0.0 for b in s})
     assert relative_delta(100.0, 100.0) == 0.0 and relative_delta(80.0, 90.0) == pytest.approx(-0.5)
 
 

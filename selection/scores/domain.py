@@ -13,7 +13,7 @@ import ot  # noqa: E402
 import scipy.sparse
 from scipy.spatial.distance import cdist
 
-from selection.scores.registry import as_float_2d, check_labels, finite_score, register, validate
+from selection.scores.registry import as_float_2d, check_labels, check_lengths, finite_score, register, validate
 
 EMD_MAX_ITER = 10_000_000  # network-simplex iterations; POT's default 100000 can stop early
 
@@ -45,9 +45,7 @@ def domain_similarity(*, features, labels, source_features, source_labels, min_i
     target = validate(features=features, labels=labels)
     src = as_float_2d(source_features, "source_features")
     src_y = np.asarray(source_labels)
-    if src_y.ndim >= 1 and src_y.shape[0] != src.shape[0]:
-        raise ValueError(f"length mismatch: source_features has {src.shape[0]} rows "
-                         f"but source_labels has {src_y.shape[0]} entries")
+    check_lengths(src_y, "source_labels", source_features=src)
     try:
         src_y, n_src = check_labels(src_y)
     except ValueError as err:

@@ -7,7 +7,7 @@ import numpy as np
 import scipy.sparse
 
 from selection.scores.label_correlation import lfc
-from selection.scores.registry import as_float_2d, register
+from selection.scores.registry import as_float_2d, check_lengths, register
 
 # --------------------------------------------------------------------------- count sketch
 
@@ -51,10 +51,7 @@ def lgc(*, gradients, labels) -> float:
     LFC's correlation with G in place of the features, so it is computed by ``lfc``.
     """
     g = as_float_2d(gradients, "gradients")
-    y = np.asarray(labels)
-    if y.ndim >= 1 and y.shape[0] != g.shape[0]:
-        raise ValueError(f"length mismatch: gradients has {g.shape[0]} rows "
-                         f"but labels has {y.shape[0]} entries")
+    check_lengths(labels, gradients=g)
     try:
         return lfc(features=g, labels=labels)
     except ValueError as err:

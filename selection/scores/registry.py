@@ -93,6 +93,15 @@ def check_probs(probs) -> np.ndarray:
     return p
 
 
+def check_lengths(labels, labels_name: str = "labels", **arrays) -> None:
+    """One row per label in every named array, or a ValueError naming both."""
+    y = np.asarray(labels)
+    for name, arr in arrays.items():
+        if y.ndim >= 1 and arr.shape[0] != y.shape[0]:
+            raise ValueError(f"length mismatch: {name} has {arr.shape[0]} rows "
+                             f"but {labels_name} has {y.shape[0]} entries")
+
+
 def validate(*, labels, features=_MISSING, probs=_MISSING) -> Checked:
     """Shared input check for every score; raises ValueError naming the problem."""
     arrays = {}
@@ -101,10 +110,7 @@ def validate(*, labels, features=_MISSING, probs=_MISSING) -> Checked:
     if probs is not _MISSING:
         arrays["probs"] = check_probs(probs)
     y = np.asarray(labels)
-    for name, arr in arrays.items():
-        if y.ndim >= 1 and arr.shape[0] != y.shape[0]:
-            raise ValueError(f"length mismatch: {name} has {arr.shape[0]} rows "
-                             f"but labels has {y.shape[0]} entries")
+    check_lengths(y, "labels", **arrays)
     inverse, n_classes = check_labels(y)
     return Checked(labels=inverse, n_classes=n_classes, **arrays)
 
