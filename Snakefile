@@ -20,6 +20,16 @@ except WorkflowError as err:
     sys.exit(f"benchmark config error (configs/schema/benchmark.schema.yaml): {detail}")
 
 
+# combining tables, figures and the domain split of the multi-domain expert take seconds:
+# they run where Snakemake runs, never as cluster jobs
+localrules:
+    all,
+    tables,
+    evaluate,
+    figures,
+    domain_experts,
+
+
 include: "rules/common.smk"
 include: "rules/data_prep.smk"
 include: "rules/zoo_training.smk"

@@ -14,6 +14,7 @@ from pathlib import Path
 from data_prep.readers import PreparedDataset
 from zoo_training.engine import fit, set_determinism
 from zoo_training.experts import load_expert, new_head
+from zoo_training.runtime import runtime_from_env
 
 log = logging.getLogger("finetune")
 
@@ -35,16 +36,23 @@ def best_per_setting(rows: list[dict]) -> list[dict]:
     return [{"target": t, "shots": s, "lr": r["lr"], "test_accuracy": r["test_accuracy"]} for (t, s), r in best.items()]
 
 
+def grid(targets, shots, lrs, full_targets=None) -> list[tuple[str, str, float]]:
+    """(target, shots, lr) points; the full setting only for `full_targets` (None: every target)."""
+    return [(t, str(s), float(lr)) for t in targets for s in shots for lr in lrs
+            if str(s) != "full" or full_targets is None or t in full_targets]
+
+
 def finetune_expert(cfg, schedule_for) -> list[dict]:
     """Rows {expert, target, shots, lr, test_accuracy, seconds}; `schedule_for(lr)` gives the SGD schedule."""
     set_determinism(cfg.threads)
+    runtime = runtime_from_env(cfg.runtime.device, cfg.runtime.bf16, cfg.runtime.channels_last, cfg.runtime.workers)
     out = Path(cfg.out)
     partial = out.with_name(out.name + ".partial")
     partial.parent.mkdir(parents=True, exist_ok=True)
     done = _done_rows(partial)
-    grid = [(t, str(s), float(lr)) for t in cfg.targets for s in cfg.shots for lr in cfg.lrs]
+    points = grid(cfg.targets, cfg.shots, cfg.lrs, cfg.full_targets)
     rows, began, datasets = [], time.perf_counter(), {}
-    for i, (target, shots, lr) in enumerate(grid, 1):
+    for i, (target, shots, lr) in enumerate(points, 1):
         if (target, shots, lr) in done:
             rows.append(done[(target, shots, lr)])
             continue
@@ -53,15 +61,16 @@ def finetune_expert(cfg, schedule_for) -> list[dict]:
         data = datasets[target]
         model, _ = load_expert(cfg.expert_path)
         model = new_head(model, data.num_classes, cfg.seed)
-        result = fit(model, data.train(shots), schedule_for(lr), seed=cfg.seed, test=data.test(), name=f"{cfg.expert}->{target}/{shots}/lr={lr}")
+        result = fit(model, data.train(shots), schedule_for(lr), seed=cfg.seed, test=data.test(),
+                     name=f"{cfg.expert}->{target}/{shots}/lr={lr}", runtime=runtime)
         row = {"expert": cfg.expert, "target": target, "shots": shots, "lr": lr,
                "test_accuracy": result["test_accuracy"], "seconds": result["seconds"]}
         with partial.open("a") as f:
             f.write(json.dumps(row) + "\n")
         rows.append(row)
         elapsed = time.perf_counter() - began
-        log.info("[%d/%d] %s %s shots=%s lr=%g: %.2f%% (%.1fs; eta %.0fs)", i, len(grid), cfg.expert, target, shots, lr,
-                 row["test_accuracy"], row["seconds"], elapsed / i * (len(grid) - i))
+        log.info("[%d/%d] %s %s shots=%s lr=%g: %.2f%% (%.1fs; eta %.0fs)", i, len(points), cfg.expert, target, shots, lr,
+                 row["test_accuracy"], row["seconds"], elapsed / i * (len(points) - i))
     out.write_text(json.dumps({"rows": rows, "best": best_per_setting(rows), "wall_seconds": time.perf_counter() - began}, indent=1))
     partial.unlink()
     return rows

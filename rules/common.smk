@@ -21,6 +21,8 @@ SEED = config["seed"]
 THREADS = config["threads"]
 SELECTION = config["selection"]
 OVERRIDES = config["overrides"]
+FULL_TARGETS = config.get("full_targets", TARGETS)
+MULTIDOMAIN = config.get("multidomain")
 
 
 
@@ -46,6 +48,14 @@ def check_config():
     for short, hydra_name in ARCHS.items():
         if not (Path(workflow.basedir) / "configs" / "arch" / f"{hydra_name}.yaml").exists():
             fail(f"architecture {short!r}: there is no configs/arch/{hydra_name}.yaml")
+    if "full" in SHOTS and set(FULL_TARGETS) - set(TARGETS):
+        fail(f"full_targets {sorted(set(FULL_TARGETS) - set(TARGETS))} are not among the targets")
+    if MULTIDOMAIN:
+        if MULTIDOMAIN["arch"] not in ARCHS:
+            fail(f"multidomain.arch {MULTIDOMAIN['arch']!r} is not among the architectures {list(ARCHS)}")
+        if MULTIDOMAIN["finetune_variant"] not in MULTIDOMAIN["variants"]:
+            fail(f"multidomain.finetune_variant {MULTIDOMAIN['finetune_variant']!r} is not among its variants "
+                 f"{MULTIDOMAIN['variants']}")
     datasets = {name: load_dataset_config(name) for name in SOURCES + TARGETS}
     for name in TARGETS:
         per_class = datasets[name].get("train_per_class")
@@ -76,19 +86,37 @@ def expert_ids():
     return ids
 
 
-EXPERTS = expert_ids()
+NEVER = "(?!x)x"  # a wildcard pattern that matches nothing (an empty choice)
+SINGLE_DOMAIN_EXPERTS = expert_ids()
+# the domains of the multi-domain expert, each a fine-tunable expert: {arch}-{source}-md
+DOMAIN_EXPERTS = [f"{MULTIDOMAIN['arch']}-{s}-md" for s in SOURCES] if MULTIDOMAIN else []
+EXPERTS = SINGLE_DOMAIN_EXPERTS + DOMAIN_EXPERTS
+VARIANTS = MULTIDOMAIN["variants"] if MULTIDOMAIN else []
 REFERENCE_EXPERT = f"{config['reference_arch']}-{GENERALIST}"
 
 
 wildcard_constraints:
     expert="|".join(EXPERTS),
+    variant="|".join(VARIANTS) or NEVER,
     dataset="|".join(SOURCES + TARGETS),
     target="|".join(TARGETS),
 
 
 def expert_parts(expert):
-    arch, source, *init = expert.split("-")
-    return arch, source, bool(init)
+    """(arch, source, init): init is True for the generalist-initialised (check-mark) experts."""
+    arch, source, *kind = expert.split("-")
+    return arch, source, kind == ["init"]
+
+
+def is_domain_expert(expert):
+    return expert.endswith("-md")
+
+
+def launcher(wildcards, resources):
+    """`python -m` on one process; torchrun with one process per GPU when the job was given
+    several (`gpu` comes from the profile: profiles/slurm sets it per rule)."""
+    n = int(resources.get("gpu", 0))
+    return f"torchrun --standalone --nproc_per_node={n} -m" if n > 1 else "python -m"
 
 
 def hydra_list(values):

@@ -1,7 +1,8 @@
 rule data_prep:
-    """Generate (mini) or download and split one dataset; few-shot subsets and probe sets."""
+    """Generate (mini) or download and split one dataset; few-shot subsets and probe sets. Beside
+    these records the directory holds the data itself (arrays.npz, or manifest.csv and the
+    resized images): data_prep.readers.PreparedDataset is the one reader."""
     output:
-        arrays=RESULTS / "data/{dataset}/arrays.npz",
         splits=RESULTS / "data/{dataset}/splits.json",
         classes=RESULTS / "data/{dataset}/classes.json",
         stats=RESULTS / "data/{dataset}/stats.json",

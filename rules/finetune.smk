@@ -9,18 +9,23 @@ rule finetune:
     params:
         seed=SEED,
         targets=hydra_list(TARGETS),
-        shots=hydra_list(SHOTS),
+        # the multi-domain expert's domains: full target tasks only (the paper's Fig. 3 and 5)
+        shots=lambda wc: hydra_list(["full"] if is_domain_expert(wc.expert) else SHOTS),
+        full_targets=hydra_list(FULL_TARGETS),
         lrs=hydra_list(config["finetune_lrs"]),
         data_root=RESULTS / "data",
         run_dir=lambda wc: run_dir("finetune", wc.expert),
         overrides=overrides("finetune"),
     threads: THREADS
+    resources:
+        gpu=0,
     log:
         RESULTS / "logs/finetune/{expert}.log",
     benchmark:
         RESULTS / "benchmarks/finetune/{expert}.tsv"
     shell:
         "python -m finetune expert={wildcards.expert} expert_path={input.weights} data_root={params.data_root} "
-        "'targets={params.targets}' 'shots={params.shots}' 'lrs={params.lrs}' out={output} "
+        "'targets={params.targets}' 'shots={params.shots}' 'full_targets={params.full_targets}' "
+        "'lrs={params.lrs}' out={output} "
         "seed={params.seed} threads={threads} {params.overrides} "
         "hydra.run.dir={params.run_dir} hydra.job.chdir=false > {log} 2>&1"

@@ -16,6 +16,8 @@ rule features:
         run_dir=lambda wc: run_dir("features", wc.expert),
         overrides=overrides("selection"),
     threads: THREADS
+    resources:
+        gpu=0,
     log:
         RESULTS / "logs/features/{expert}.log",
     benchmark:
@@ -42,6 +44,8 @@ rule probe_model:
         run_dir=lambda wc: run_dir("probe_model", wc.target),
         overrides=overrides("selection"),
     threads: THREADS
+    resources:
+        gpu=0,
     log:
         RESULTS / "logs/probe_model/{target}.log",
     benchmark:

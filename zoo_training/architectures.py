@@ -54,3 +54,17 @@ def depth(model: nn.Module) -> int:
 
 def parameter_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
+
+
+def gmacs(model: nn.Module, input_size: int) -> float:
+    """Multiply-accumulates of one forward pass of one image, in billions (Li et al.'s GMACs
+    model meta-feature), counted by torch's FLOP counter (2 FLOPs per MAC)."""
+    from torch.utils.flop_counter import FlopCounterMode
+
+    was_training = model.training
+    model.eval()
+    counter = FlopCounterMode(display=False)
+    with counter, torch.no_grad():
+        model(torch.zeros(1, 3, input_size, input_size))
+    model.train(was_training)
+    return counter.get_total_flops() / 2e9

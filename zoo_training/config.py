@@ -32,9 +32,29 @@ class TrainConfig:
 
 
 @dataclass
+class WandbConfig:
+    # offline by default: runs are written under the job's run directory, `wandb sync` uploads them
+    mode: str = "offline"  # offline | online | disabled
+    project: str = "model-zoo-benchmark"
+
+
+@dataclass
+class RuntimeConfig:
+    """Where the job runs (zoo_training.runtime): torchrun's environment picks the rank."""
+
+    device: str = "auto"  # auto | cuda | cpu
+    bf16: bool = True  # autocast on GPU only; the CPU stays float32
+    channels_last: bool = True  # GPU only
+    workers: int = 0  # DataLoader processes decoding image files
+
+
+@dataclass
 class ZooTrainingConfig:
     arch: ArchConfig = MISSING
     train: TrainConfig = MISSING
+    # expert: one single-domain expert | multidomain: one variant on all sources |
+    # domain_experts: split the multi-domain expert `init` into one expert per domain
+    job: str = "expert"
     expert: str = MISSING
     source: str = MISSING
     source_dir: str = MISSING
@@ -45,6 +65,16 @@ class ZooTrainingConfig:
     checkpoint: Optional[str] = None
     seed: int = 0
     threads: int = 1
+    # job=multidomain: the variant (shared | multi_bn | adapter), its sources under data_root, and
+    # at most per_source_cap images per source per epoch (the paper's 100K, with replacement beyond)
+    variant: Optional[str] = None
+    sources: List[str] = field(default_factory=list)
+    data_root: Optional[str] = None
+    per_source_cap: int = 100000
+    # job=domain_experts: the expert ids {arch}-{source}-md to write under out_dir, one per source
+    experts: List[str] = field(default_factory=list)
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    wandb: WandbConfig = field(default_factory=WandbConfig)
 
 
 ConfigStore.instance().store(name="zoo_training_schema", node=ZooTrainingConfig)

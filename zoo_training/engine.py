@@ -14,12 +14,13 @@ import os
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Iterable, Optional, Sequence, Tuple
 
 import torch
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel
 
-from data_prep.readers import ImageArrays
+from zoo_training.runtime import CPU, RunLogger, Runtime
 
 log = logging.getLogger(__name__)
 
@@ -65,43 +66,88 @@ def set_determinism(threads: int) -> None:
         torch.backends.cudnn.benchmark = False
 
 
+Batch = Tuple[Optional[int], torch.Tensor]  # (domain or None, indices into that domain's data)
+
+
+def shuffled_batches(n: int, batch_size: int, generator: torch.Generator) -> list[Batch]:
+    """One epoch of a single-domain dataset: a seeded permutation cut into global batches."""
+    order = torch.randperm(n, generator=generator)
+    return [(None, order[i : i + batch_size]) for i in range(0, n, batch_size)]
+
+
+class _PlannedBatches(torch.utils.data.Dataset):
+    """This rank's share of an epoch plan; item j loads batch j whole (in a DataLoader worker)."""
+
+    def __init__(self, datasets: Sequence, plan: list[Batch], runtime: Runtime):
+        self.datasets, self.runtime = datasets, runtime
+        # every rank takes the same batches (DDP steps together), a disjoint slice of each
+        self.plan = [(d, index[runtime.rank :: runtime.world_size]) for d, index in plan
+                     if len(index) >= runtime.world_size]
+
+    def __len__(self) -> int:
+        return len(self.plan)
+
+    def __getitem__(self, j: int):
+        domain, index = self.plan[j]
+        images, labels = self.datasets[domain or 0].batch(index)
+        return domain, images, labels
+
+
+def _batches(datasets: Sequence, plan: list[Batch], runtime: Runtime, seed: int) -> Iterable:
+    planned = _PlannedBatches(datasets, plan, runtime)
+    if runtime.workers == 0:
+        return (planned[j] for j in range(len(planned)))
+    return torch.utils.data.DataLoader(
+        planned, batch_size=None, shuffle=False, num_workers=runtime.workers,
+        pin_memory=runtime.device.type == "cuda", generator=torch.Generator().manual_seed(seed),
+    )
+
+
 def train_one_epoch(
     model: nn.Module,
-    data: ImageArrays,
+    datasets: Sequence,
+    plan: list[Batch],
     optimizer: torch.optim.Optimizer,
-    batch_size: int,
-    generator: torch.Generator,
+    runtime: Runtime = CPU,
+    seed: int = 0,
+    set_domain: Callable[[nn.Module, int], None] | None = None,
     progress: Callable[[int, int, float], None] | None = None,
-) -> float:
-    """One pass over `data` in a seeded random order; returns the mean loss."""
+) -> tuple[float, int]:
+    """One pass over an epoch plan; returns (mean loss over all ranks, images seen by all ranks)."""
     model.train()
     criterion = nn.CrossEntropyLoss()
-    order = torch.randperm(len(data), generator=generator)
-    total, seen = 0.0, 0
-    steps = math.ceil(len(data) / batch_size)
-    for step in range(steps):
-        index = order[step * batch_size : (step + 1) * batch_size]
-        images, labels = data.batch(index)
-        loss = criterion(model(images), labels)
+    total, seen, steps = 0.0, 0, len(plan)
+    for step, (domain, images, labels) in enumerate(_batches(datasets, plan, runtime, seed)):
+        if domain is not None:
+            set_domain(model, domain)
+        images, labels = runtime.to_device(images, labels)
+        with runtime.autocast():
+            loss = criterion(model(images), labels)
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        total += loss.item() * len(index)
-        seen += len(index)
+        total += loss.item() * len(labels)
+        seen += len(labels)
         if progress:
             progress(step + 1, steps, total / seen)
-    return total / max(seen, 1)
+    total, seen = runtime.all_sum(total, seen)
+    return total / max(seen, 1), int(seen)
 
 
 @torch.no_grad()
-def evaluate(model: nn.Module, data: ImageArrays, batch_size: int = 256) -> float:
-    """Top-1 accuracy in percent."""
+def evaluate(model: nn.Module, data, batch_size: int = 256, runtime: Runtime = CPU) -> float:
+    """Top-1 accuracy in percent (each rank evaluates a slice; counts are summed)."""
     model.eval()
-    correct = 0
-    for start in range(0, len(data), batch_size):
-        images, labels = data.batch(torch.arange(start, min(start + batch_size, len(data))))
-        correct += (model(images).argmax(1) == labels).sum().item()
-    return 100.0 * correct / max(len(data), 1)
+    if hasattr(data, "augmented"):
+        data = data.augmented(False)
+    correct, count = 0, 0
+    for start in range(runtime.rank * batch_size, len(data), batch_size * runtime.world_size):
+        images, labels = runtime.to_device(*data.batch(torch.arange(start, min(start + batch_size, len(data)))))
+        with runtime.autocast():
+            correct += (model(images).argmax(1) == labels).sum().item()
+        count += len(labels)
+    correct, count = runtime.all_sum(correct, count)
+    return 100.0 * correct / max(count, 1)
 
 
 def _save_atomic(state: dict, path: Path) -> None:
@@ -113,21 +159,40 @@ def _save_atomic(state: dict, path: Path) -> None:
 
 def fit(
     model: nn.Module,
-    train: ImageArrays,
+    train,
     schedule: SGDSchedule,
     seed: int,
-    test: ImageArrays | None = None,
+    test=None,
     checkpoint: Path | None = None,
     name: str = "train",
+    runtime: Runtime = CPU,
+    logger: RunLogger | None = None,
+    plan: Callable[[torch.Generator], list[Batch]] | None = None,
+    set_domain: Callable[[nn.Module, int], None] | None = None,
 ) -> dict:
     """Train `model` in place with `schedule`; returns {'test_accuracy', 'seconds', 'history'}.
 
-    With `checkpoint`, the state after every epoch goes to that file and a run
-    that finds it resumes from it. Shuffling is seeded per epoch, so a resumed
-    run ends with the same weights as an uninterrupted one.
+    `train` is one dataset (ImageArrays / ImageFiles), or a list of domains with a `plan`
+    (generator -> [(domain, indices)], single-domain batches; see zoo_training.multidomain)
+    and `set_domain`; then `test` is a list too and 'test_accuracy' a list per domain.
+    `schedule.batch_size` is the global batch, split over the DDP ranks.
+
+    With `checkpoint`, the state after every epoch goes to that file (main rank, atomically)
+    and a run that finds it resumes from it. Shuffling is seeded per epoch, so a resumed run
+    ends with the same weights as an uninterrupted one.
     """
+    datasets = list(train) if plan is not None else [train]
+    datasets = [d.augmented(True) if hasattr(d, "augmented") else d for d in datasets]
+    if plan is None:
+        plan = lambda generator: shuffled_batches(len(datasets[0]), schedule.batch_size, generator)  # noqa: E731
+    model = runtime.prepare(model)
+    net = model
+    if runtime.distributed:
+        # domain-specific parameters sit idle on other domains' batches
+        net = DistributedDataParallel(model, device_ids=[runtime.device.index] if runtime.device.type == "cuda" else None,
+                                      find_unused_parameters=set_domain is not None)
     optimizer = torch.optim.SGD(
-        model.parameters(),
+        net.parameters(),
         lr=schedule.lr,
         momentum=schedule.momentum,
         weight_decay=schedule.weight_decay,
@@ -136,29 +201,32 @@ def fit(
     scheduler = torch.optim.lr_scheduler.MultiStepLR(optimizer, list(schedule.milestones), gamma=schedule.gamma)
     start_epoch, history, seconds = 0, [], 0.0
     if checkpoint is not None and checkpoint.exists():
-        state = torch.load(checkpoint, map_location="cpu", weights_only=True)
+        state = torch.load(checkpoint, map_location=runtime.device, weights_only=True)
         if state["schedule"] != asdict(schedule) or state["seed"] != seed:
             raise ValueError(f"{checkpoint} was written with another schedule or seed; delete it to start over")
         model.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
         scheduler.load_state_dict(state["scheduler"])
         start_epoch, history, seconds = state["epoch"], state["history"], state["seconds"]
-        log.info("%s: resumed from %s at epoch %d/%d", name, checkpoint, start_epoch, schedule.epochs)
+        if runtime.is_main:
+            log.info("%s: resumed from %s at epoch %d/%d", name, checkpoint, start_epoch, schedule.epochs)
 
     for epoch in range(start_epoch, schedule.epochs):
         began = time.perf_counter()
-        generator = torch.Generator().manual_seed(seed * 100_003 + epoch)
-        loss = train_one_epoch(model, train, optimizer, schedule.batch_size, generator)
+        epoch_seed = seed * 100_003 + epoch
+        generator = torch.Generator().manual_seed(epoch_seed)
+        loss, images = train_one_epoch(net, datasets, plan(generator), optimizer, runtime, epoch_seed, set_domain)
         scheduler.step()
         took = time.perf_counter() - began
         seconds += took
-        history.append({"epoch": epoch + 1, "loss": loss, "lr": optimizer.param_groups[0]["lr"]})
-        eta = took * (schedule.epochs - epoch - 1)
-        log.info(
-            "%s: epoch %d/%d loss %.4f lr %.4g %.0f img/s eta %.1fs",
-            name, epoch + 1, schedule.epochs, loss, optimizer.param_groups[0]["lr"], len(train) / took, eta,
-        )
-        if checkpoint is not None:
+        lr = optimizer.param_groups[0]["lr"]
+        history.append({"epoch": epoch + 1, "loss": loss, "lr": lr, "images_per_second": images / took})
+        if logger is not None:
+            logger.log(history[-1])
+        if runtime.is_main:
+            log.info("%s: epoch %d/%d loss %.4f lr %.4g %.0f img/s eta %.1fs", name, epoch + 1, schedule.epochs,
+                     loss, lr, images / took, took * (schedule.epochs - epoch - 1))
+        if checkpoint is not None and runtime.is_main:
             _save_atomic(
                 {
                     "model": model.state_dict(),
@@ -172,5 +240,17 @@ def fit(
                 },
                 checkpoint,
             )
-    accuracy = evaluate(model, test) if test is not None else float("nan")
+        runtime.barrier()
+    if test is None:
+        accuracy = float("nan")
+    elif isinstance(test, (list, tuple)):
+        accuracy = []
+        for domain, data in enumerate(test):
+            set_domain(model, domain)
+            accuracy.append(evaluate(model, data, runtime=runtime))
+    else:
+        accuracy = evaluate(model, test, runtime=runtime)
+    if logger is not None:
+        logger.log({"test_accuracy": accuracy} if not isinstance(accuracy, list) else
+                   {f"test_accuracy/{d}": a for d, a in enumerate(accuracy)})
     return {"test_accuracy": accuracy, "seconds": seconds, "history": history}

@@ -25,7 +25,11 @@ def load_expert(path: str | Path) -> tuple[nn.Module, dict]:
         raise FileNotFoundError(f"expert weights {path} are missing: run the zoo_training stage for this expert first")
     state = torch.load(path, map_location="cpu", weights_only=True)
     model = build_model(state["arch"]["family"], state["num_classes"], state["arch"].get("timm_name"), state["arch"].get("kwargs"))
-    model.load_state_dict(state["state_dict"])
+    if state.get("variant") == "adapter":  # a domain of the Adapter multi-domain expert keeps its adapter
+        from zoo_training.multidomain import to_multi_domain
+
+        model = to_multi_domain(model, "adapter", [state["num_classes"]])
+    model.load_state_dict(state["state_dict"], strict=True)
     return model, {k: v for k, v in state.items() if k != "state_dict"}
 
 
