@@ -15,7 +15,7 @@ import pandas as pd
 from omegaconf import OmegaConf
 
 from analysis.config import STEPS, AnalysisConfig
-from analysis.tables import TABLE_FILES, AnalysisError, load_table, write_tables
+from analysis.tables import TABLE_FILES, AnalysisError, load_table, split_zoos, write_tables
 
 
 def _generalist(cfg) -> str:
@@ -37,6 +37,9 @@ def run(cfg: AnalysisConfig) -> list[Path]:
 
     generalist, k = _generalist(cfg), int(cfg.top_k)
     finetune, scores = (load_table(tables_dir / TABLE_FILES[n]) for n in ("finetune", "scores"))
+    # the single-domain zoo (Fig. 4, 6, 7) and the multi-domain expert's domains (Fig. 5) are
+    # selected among separately; Fig. 5's gains are over the generalist's domain ({generalist}-md)
+    (finetune, finetune_md), (scores, scores_md) = split_zoos(finetune), split_zoos(scores)
     if cfg.step == "evaluate":
         from analysis.cost import compute_cost
         from analysis.protocols import parc_protocol, probe_size_ablation, regret_table
@@ -46,6 +49,8 @@ def run(cfg: AnalysisConfig) -> list[Path]:
         ranked = pd.concat([scores, all_strategies(scores, load_table(tables_dir / TABLE_FILES["zoo"]))],
                            ignore_index=True)
         tables = {"selection_eval": evaluate_selection(finetune, ranked, generalist, k),
+                  **({"selection_eval_multidomain": evaluate_selection(finetune_md, scores_md, f"{generalist}-md", k)}
+                     if len(finetune_md) else {}),
                   "compute_cost": compute_cost(finetune, scores, generalist, k),
                   "regret": regret_table(finetune, ranked),
                   "parc_protocol": parc_protocol(finetune, ranked),

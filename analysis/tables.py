@@ -24,15 +24,29 @@ SCORE_COLUMNS = ["expert", "target", "shots", "probe", "method", "score", "secon
 KEYS = ["expert", "target", "shots"]
 TABLE_FILES = {"zoo": "zoo_accuracy.csv", "finetune": "finetune.csv", "scores": "scores.csv"}
 
-_EXPERT_ID = re.compile(r"^(?P<arch>[a-z0-9_]+)-(?P<source>[a-z0-9_]+)(?P<init>-init)?$")
+_EXPERT_ID = re.compile(r"^(?P<arch>[a-z0-9_]+)-(?P<source>[a-z0-9_]+)(?P<kind>-init|-md)?$")
+_INIT = {None: "scratch", "-init": "generalist", "-md": "multidomain"}
 
 
 def parse_expert(expert: str) -> dict:
-    """Split an expert id ``{arch}-{source}[-init]`` into arch, source and init."""
+    """Split an expert id into arch, source and init: ``{arch}-{source}`` (from scratch),
+    ``{arch}-{source}-init`` (from the generalist's weights) or ``{arch}-{source}-md`` (a domain of
+    the multi-domain expert)."""
     m = _EXPERT_ID.match(expert)
     if m is None:
-        raise AnalysisError(f"malformed expert id {expert!r} (expected {{arch}}-{{source}}[-init])")
-    return {"arch": m["arch"], "source": m["source"], "init": "generalist" if m["init"] else "scratch"}
+        raise AnalysisError(f"malformed expert id {expert!r} (expected {{arch}}-{{source}}[-init|-md])")
+    return {"arch": m["arch"], "source": m["source"], "init": _INIT[m["kind"]]}
+
+
+def is_domain_expert(expert: str) -> bool:
+    return parse_expert(expert)["init"] == "multidomain"
+
+
+def split_zoos(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(single-domain experts, domains of the multi-domain expert): the paper selects within each
+    zoo separately (Fig. 4 / Fig. 5)."""
+    domain = df["expert"].map(is_domain_expert).astype(bool)
+    return df[~domain].reset_index(drop=True), df[domain].reset_index(drop=True)
 
 
 def shots_order(values: Iterable) -> list[str]:

@@ -38,6 +38,7 @@ rule evaluate:
         regret=table("regret"),
         parc=table("parc_protocol"),
         ablation=table("probe_size_ablation"),
+        multidomain=[table("selection_eval_multidomain")] if MULTIDOMAIN else [],
     params:
         results=RESULTS,
         generalist=REFERENCE_EXPERT,

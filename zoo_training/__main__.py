@@ -177,7 +177,7 @@ def split_domain_experts(cfg) -> list[dict]:
         model.load_state_dict(remap_state_dict(state["state_dict"], d), strict=True)
         out = Path(cfg.out_dir) / expert
         save_expert(out / "model.pt", model, arch, n, expert=expert, source=source, variant=variant, domain=d)
-        record = {"expert": expert, "arch": expert.split("-")[0], "source": source, "init": f"multidomain_{variant}",
+        record = {"expert": expert, "arch": expert.split("-")[0], "source": source, "init": "multidomain",
                   "source_test_accuracy": metrics_md["source_test_accuracy"][source],
                   "source_images": metrics_md["source_images"][source], "seconds": metrics_md["seconds"],
                   "parameters": parameter_count(model), "depth": depth(model), "input_size": metrics_md["input_size"],
