@@ -30,7 +30,8 @@ def run(cfg: AnalysisConfig) -> list[Path]:
     if cfg.step not in STEPS:
         raise AnalysisError(f"unknown step {cfg.step!r}; choose one of {', '.join(STEPS)}")
     if cfg.step == "tables":
-        return list(write_tables(cfg.zoo_records, cfg.finetune_records, cfg.score_records, tables_dir).values())
+        return list(write_tables(cfg.zoo_records, cfg.finetune_records, cfg.score_records, tables_dir,
+                                 cfg.multidomain_records).values())
 
     # imported lazily so that step=tables does not pay for scipy/matplotlib
     from analysis.protocols import evaluate_selection, gain_bounds

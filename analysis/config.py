@@ -20,6 +20,7 @@ class AnalysisConfig:
     zoo_records: List[str] = field(default_factory=list)
     finetune_records: List[str] = field(default_factory=list)
     score_records: List[str] = field(default_factory=list)
+    multidomain_records: List[str] = field(default_factory=list)
     # expert id playing ImageNet's role in the paper, e.g. resnet-generalist (evaluate/figures)
     generalist: str = MISSING
     # number of selected experts fine-tuned per method (top-3 in Fig. 4 and Table 3)

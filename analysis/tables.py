@@ -19,10 +19,12 @@ class AnalysisError(ValueError):
 
 
 ZOO_COLUMNS = ["expert", "arch", "source", "init", "source_test_accuracy", "source_images", "parameters", "depth", "seconds"]
+MULTIDOMAIN_COLUMNS = ["variant", "source", "source_test_accuracy", "source_images", "seconds"]
 FINETUNE_COLUMNS = ["expert", "target", "shots", "lr", "test_accuracy", "seconds"]
 SCORE_COLUMNS = ["expert", "target", "shots", "probe", "method", "score", "seconds", "feature_seconds"]
 KEYS = ["expert", "target", "shots"]
-TABLE_FILES = {"zoo": "zoo_accuracy.csv", "finetune": "finetune.csv", "scores": "scores.csv"}
+TABLE_FILES = {"zoo": "zoo_accuracy.csv", "finetune": "finetune.csv", "scores": "scores.csv",
+               "multidomain": "multidomain_accuracy.csv"}
 
 _EXPERT_ID = re.compile(r"^(?P<arch>[a-z0-9_]+)-(?P<source>[a-z0-9_]+)(?P<kind>-init|-md)?$")
 _INIT = {None: "scratch", "-init": "generalist", "-md": "multidomain"}
@@ -65,20 +67,29 @@ def _load_json(path) -> dict:
         raise AnalysisError(f"record file {path} is not valid JSON: {e}") from None
 
 
-def _frame(rows: list[dict], columns: list[str], what: str) -> pd.DataFrame:
+def _frame(rows: list[dict], columns: list[str], what: str, optional: tuple[str, ...] = ()) -> pd.DataFrame:
     df = pd.DataFrame(rows, columns=None if rows else columns)
     missing = [c for c in columns if c not in df.columns]
     if missing:
         raise AnalysisError(f"{what} records lack columns {missing}")
-    df = df[columns].copy()
+    df = df[columns + [c for c in optional if c in df.columns]].copy()
     if "shots" in df:  # JSON may carry 20 or "20"; shots are always labels, never numbers
         df["shots"] = df["shots"].astype(str)
     return df
 
 
 def zoo_table(paths: Iterable) -> pd.DataFrame:
-    """Table 1: one row per expert from its zoo-metrics record."""
-    return _frame([_load_json(p) for p in paths], ZOO_COLUMNS, "zoo")
+    """Table 1: one row per expert from its zoo-metrics record (with the model meta-features of
+    Guided Recommendation, GMACs and input size, where the record has them)."""
+    return _frame([_load_json(p) for p in paths], ZOO_COLUMNS, "zoo", optional=("gmacs", "input_size"))
+
+
+def multidomain_table(paths: Iterable) -> pd.DataFrame:
+    """Table 2: source test accuracy of each multi-domain variant on each source (long format)."""
+    rows = [{"variant": r["variant"], "source": source, "source_test_accuracy": acc,
+             "source_images": r["source_images"][source], "seconds": r["seconds"]}
+            for r in map(_load_json, paths) for source, acc in r["source_test_accuracy"].items()]
+    return _frame(rows, MULTIDOMAIN_COLUMNS, "multi-domain")
 
 
 def finetune_table(paths: Iterable) -> pd.DataFrame:
@@ -93,12 +104,15 @@ def scores_table(paths: Iterable) -> pd.DataFrame:
     return _frame(rows, SCORE_COLUMNS, "score")
 
 
-def write_tables(zoo_records, finetune_records, score_records, out_dir) -> dict[str, Path]:
-    """Write zoo_accuracy.csv, finetune.csv and scores.csv under ``out_dir``."""
+def write_tables(zoo_records, finetune_records, score_records, out_dir, multidomain_records=()) -> dict[str, Path]:
+    """Write zoo_accuracy.csv, finetune.csv, scores.csv (and multidomain_accuracy.csv when the
+    benchmark has a multi-domain expert) under ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     frames = {"zoo": zoo_table(zoo_records), "finetune": finetune_table(finetune_records),
               "scores": scores_table(score_records)}
+    if multidomain_records:
+        frames["multidomain"] = multidomain_table(multidomain_records)
     paths = {}
     for name, df in frames.items():
         paths[name] = out_dir / TABLE_FILES[name]

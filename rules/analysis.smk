@@ -4,15 +4,18 @@ rule tables:
         zoo=expand(RESULTS / "experts/{expert}/metrics.json", expert=EXPERTS),
         finetune=expand(RESULTS / "records/finetune/{expert}.json", expert=EXPERTS),
         scores=expand(RESULTS / "records/scores/{expert}.json", expert=EXPERTS),
+        multidomain=expand(RESULTS / "multidomain/{variant}/metrics.json", variant=VARIANTS),
     output:
         zoo=table("zoo_accuracy"),
         finetune=table("finetune"),
         scores=table("scores"),
+        multidomain=[table("multidomain_accuracy")] if MULTIDOMAIN else [],
     params:
         results=RESULTS,
         zoo=lambda wc, input: hydra_list(input.zoo),
         finetune=lambda wc, input: hydra_list(input.finetune),
         scores=lambda wc, input: hydra_list(input.scores),
+        multidomain=lambda wc, input: hydra_list(input.multidomain),
         run_dir=run_dir("analysis", "tables"),
     log:
         RESULTS / "logs/analysis/tables.log",
@@ -21,6 +24,7 @@ rule tables:
     shell:
         "python -m analysis step=tables results_dir={params.results} 'zoo_records={params.zoo}' "
         "'finetune_records={params.finetune}' 'score_records={params.scores}' "
+        "'multidomain_records={params.multidomain}' "
         "hydra.run.dir={params.run_dir} hydra.job.chdir=false > {log} 2>&1"
 
 

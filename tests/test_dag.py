@@ -53,3 +53,50 @@ def test_bad_config_fails_before_any_job(tmp_path, change, message):
     assert result.returncode != 0
     assert message in result.stderr + result.stdout
     assert not (tmp_path / "results").exists()
+
+
+PAPER = yaml.safe_load((ROOT / "configs/benchmark/paper.yaml").read_text())
+
+
+def paper_dry_run(tmp_path, *extra):
+    config = {**PAPER, "results": str(tmp_path / "results")}
+    path = tmp_path / "paper.yaml"
+    path.write_text(yaml.safe_dump(config))
+    return subprocess.run(snakemake_cmd(*extra, "-n", "--nolock", "--configfile", str(path)), cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_paper_dag_job_counts(tmp_path):
+    """With no data present, the whole paper builds as one DAG (Deshpande et al. Sec. 4)."""
+    result = paper_dry_run(tmp_path)
+    assert result.returncode == 0, result.stderr
+    counts = job_counts(result.stdout)
+    single = 2 * 8 + 2 * 7  # ResNet-101 / DenseNet-169 on 8 sources, plus 7 ImageNet-initialised each
+    domains = 8  # the Multi-BN expert's domains are fine-tuned and selected among as well
+    assert single == 30
+    assert counts == {
+        "data_prep": 19, "zoo_training": single, "multidomain": 3, "domain_experts": 1,
+        "finetune": single + domains, "features": single + domains, "scores": single + domains,
+        "probe_model": 11, "tables": 1, "evaluate": 1, "figures": 1, "all": 1, "total": 182,
+    }
+    # the grid: 30 experts x (8 full targets + 11 targets x 2 few-shot settings) x 3 lrs, and the
+    # 8 domains x 8 full targets x 3 lrs
+    assert len(PAPER["full_targets"]) == 8 and len(PAPER["targets"]) == 11
+    finetune_cmds = [line for line in result.stdout.splitlines() if "python -m finetune" in line]
+    assert all("full_targets=[cucumber9,dtd," in c for c in finetune_cmds)
+
+
+def test_paper_dag_under_the_slurm_profile(tmp_path):
+    """profiles/slurm: training rules get 8 GPUs (torchrun), selection of an expert is one group job."""
+    result = paper_dry_run(tmp_path, "--profile", "profiles/slurm", "-p")
+    assert result.returncode == 0, result.stderr
+    out = result.stdout
+    assert out.count("Group job selection") == 38
+    assert "torchrun --standalone --nproc_per_node=8 -m zoo_training job=multidomain" in out
+    assert re.search(r"torchrun --standalone --nproc_per_node=8 -m zoo_training expert=resnet-food101 ", out)
+    assert "python -m finetune" in out and "torchrun --standalone --nproc_per_node=1" not in out
+    # SLURM submissions: everything but the local rules, one per selection group
+    local = {"all", "tables", "evaluate", "figures", "domain_experts"}
+    jobs = job_counts(out)
+    submitted = sum(n for r, n in jobs.items() if r not in local | {"total", "features", "scores"}) + 38
+    assert submitted == 139
