@@ -31,7 +31,7 @@ def run(cfg: AnalysisConfig) -> list[Path]:
         raise AnalysisError(f"unknown step {cfg.step!r}; choose one of {', '.join(STEPS)}")
     if cfg.step == "tables":
         return list(write_tables(cfg.zoo_records, cfg.finetune_records, cfg.score_records, tables_dir,
-                                 cfg.multidomain_records).values())
+                                 cfg.multidomain_records, cfg.target_dirs).values())
 
     # imported lazily so that step=tables does not pay for scipy/matplotlib
     from analysis.protocols import evaluate_selection, gain_bounds
@@ -46,16 +46,23 @@ def run(cfg: AnalysisConfig) -> list[Path]:
         from analysis.protocols import parc_protocol, probe_size_ablation, regret_table
         from analysis.strategies import all_strategies
 
+        from analysis.recommender import difficulty_table, recommend, table2
+
+        zoo = load_table(tables_dir / TABLE_FILES["zoo"])
+        # Guided Recommendation's recommenders, trained leave-one-target-out on the fine-tuning
+        # history, rank experts like any score
+        targets = difficulty_table(load_table(tables_dir / TABLE_FILES["targets"]), scores, generalist)
+        learned = recommend(zoo, finetune, scores, targets, seed=cfg.seed)
         # strategies (task-agnostic, hybrids, "<m>+l", ...) are evaluated as extra methods
-        ranked = pd.concat([scores, all_strategies(scores, load_table(tables_dir / TABLE_FILES["zoo"]))],
-                           ignore_index=True)
+        ranked = pd.concat([scores, learned, all_strategies(scores, zoo)], ignore_index=True)
         tables = {"selection_eval": evaluate_selection(finetune, ranked, generalist, k),
                   **({"selection_eval_multidomain": evaluate_selection(finetune_md, scores_md, f"{generalist}-md", k)}
                      if len(finetune_md) else {}),
                   "compute_cost": compute_cost(finetune, scores, generalist, k),
                   "regret": regret_table(finetune, ranked),
                   "parc_protocol": parc_protocol(finetune, ranked),
-                  "probe_size_ablation": probe_size_ablation(finetune, scores, generalist, k)}
+                  "probe_size_ablation": probe_size_ablation(finetune, scores, generalist, k),
+                  "gr_table2": table2(pd.concat([scores, learned], ignore_index=True), finetune)}
         out = []
         for name, df in tables.items():
             out.append(tables_dir / f"{name}.csv")

@@ -21,10 +21,14 @@ class AnalysisConfig:
     finetune_records: List[str] = field(default_factory=list)
     score_records: List[str] = field(default_factory=list)
     multidomain_records: List[str] = field(default_factory=list)
+    # prepared target directories (splits.json, classes.json): dataset meta-features
+    target_dirs: List[str] = field(default_factory=list)
     # expert id playing ImageNet's role in the paper, e.g. resnet-generalist (evaluate/figures)
     generalist: str = MISSING
     # number of selected experts fine-tuned per method (top-3 in Fig. 4 and Table 3)
     top_k: int = 3
+    # seeds the learned recommenders (Guided Recommendation's factorization machine)
+    seed: int = 0
 
 
 ConfigStore.instance().store(name="analysis_schema", node=AnalysisConfig)

@@ -32,9 +32,10 @@ What the paper leaves open, and the choices made here:
   column is standardised with the training rows' mean / std; a column constant on the
   training rows is dropped; missing values (an optional zoo column absent for some expert,
   a score missing for a row) become 0 after standardisation, i.e. the training mean.
-- Difficulty convention: ``targets_df.difficulty`` = test accuracy of one fixed small probe
-  model trained on that (target, shots); higher = easier (the paper's "MS score calculated
-  with a fixed backbone", Sec. 3.3). Used as given, standardised per fold.
+- Difficulty convention: ``targets_df.difficulty`` = the linear-probe accuracy (the `logistic`
+  score, percent) of one fixed backbone, the reference expert, on that (target, shots)'s probe
+  set; higher = easier (the paper's "MS score calculated with a fixed backbone", Sec. 3.3;
+  built by `difficulty_table`). Training data only: the test sets stay hidden.
 - Score features: each method's default-probe score, z-scored per (target, shots) over the
   experts (a per-target monotone rescaling does not change what a score ranks, and raw
   scales differ by orders of magnitude between methods and targets).
@@ -96,6 +97,19 @@ def _one_hot(values: pd.Series, name: str) -> pd.DataFrame:
 
 
 # --------------------------------------------------------------------------- meta-features
+
+def difficulty_table(targets_df: pd.DataFrame, scores_df: pd.DataFrame, backbone: str,
+                     method: str = "logistic") -> pd.DataFrame:
+    """targets_df (target, shots, images, classes) plus ``difficulty``: the `method` score of the
+    fixed `backbone` expert per (target, shots) on the default probe set."""
+    sc = probe_rows(scores_df)
+    sc = sc[(sc["expert"] == backbone) & (sc["method"] == method)]
+    if sc.empty:
+        raise AnalysisError(f"no {method!r} scores of the fixed backbone {backbone!r}: the task-difficulty "
+                            f"meta-feature needs that method in the benchmark's selection.methods")
+    difficulty = sc.set_index(["target", "shots"])["score"].rename("difficulty")
+    return targets_df.join(difficulty, on=["target", "shots"])
+
 
 def dataset_features(targets_df: pd.DataFrame) -> pd.DataFrame:
     """Dataset embedding d (Sec. 3.3), one row per (target, shots): log_images (number of

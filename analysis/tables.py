@@ -19,12 +19,13 @@ class AnalysisError(ValueError):
 
 
 ZOO_COLUMNS = ["expert", "arch", "source", "init", "source_test_accuracy", "source_images", "parameters", "depth", "seconds"]
+TARGET_COLUMNS = ["target", "shots", "images", "classes"]
 MULTIDOMAIN_COLUMNS = ["variant", "source", "source_test_accuracy", "source_images", "seconds"]
 FINETUNE_COLUMNS = ["expert", "target", "shots", "lr", "test_accuracy", "seconds"]
 SCORE_COLUMNS = ["expert", "target", "shots", "probe", "method", "score", "seconds", "feature_seconds"]
 KEYS = ["expert", "target", "shots"]
 TABLE_FILES = {"zoo": "zoo_accuracy.csv", "finetune": "finetune.csv", "scores": "scores.csv",
-               "multidomain": "multidomain_accuracy.csv"}
+               "multidomain": "multidomain_accuracy.csv", "targets": "targets.csv"}
 
 _EXPERT_ID = re.compile(r"^(?P<arch>[a-z0-9_]+)-(?P<source>[a-z0-9_]+)(?P<kind>-init|-md)?$")
 _INIT = {None: "scratch", "-init": "generalist", "-md": "multidomain"}
@@ -104,13 +105,25 @@ def scores_table(paths: Iterable) -> pd.DataFrame:
     return _frame(rows, SCORE_COLUMNS, "score")
 
 
-def write_tables(zoo_records, finetune_records, score_records, out_dir, multidomain_records=()) -> dict[str, Path]:
-    """Write zoo_accuracy.csv, finetune.csv, scores.csv (and multidomain_accuracy.csv when the
-    benchmark has a multi-domain expert) under ``out_dir``."""
+def targets_table(target_dirs: Iterable) -> pd.DataFrame:
+    """Dataset meta-features per (target, shots): training images of that setting and classes,
+    from each prepared target's splits.json and classes.json."""
+    rows = []
+    for d in map(Path, target_dirs):
+        splits, classes = _load_json(d / "splits.json"), _load_json(d / "classes.json")
+        rows += [{"target": d.name, "shots": shots, "images": len(index), "classes": len(classes)}
+                 for shots, index in splits["train"].items()]
+    return _frame(rows, TARGET_COLUMNS, "target")
+
+
+def write_tables(zoo_records, finetune_records, score_records, out_dir, multidomain_records=(),
+                 target_dirs=()) -> dict[str, Path]:
+    """Write zoo_accuracy.csv, finetune.csv, scores.csv, targets.csv (and multidomain_accuracy.csv
+    when the benchmark has a multi-domain expert) under ``out_dir``."""
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     frames = {"zoo": zoo_table(zoo_records), "finetune": finetune_table(finetune_records),
-              "scores": scores_table(score_records)}
+              "scores": scores_table(score_records), "targets": targets_table(target_dirs)}
     if multidomain_records:
         frames["multidomain"] = multidomain_table(multidomain_records)
     paths = {}

@@ -5,8 +5,10 @@ rule tables:
         finetune=expand(RESULTS / "records/finetune/{expert}.json", expert=EXPERTS),
         scores=expand(RESULTS / "records/scores/{expert}.json", expert=EXPERTS),
         multidomain=expand(RESULTS / "multidomain/{variant}/metrics.json", variant=VARIANTS),
+        targets=[data_dir(t) / "splits.json" for t in TARGETS],
     output:
         zoo=table("zoo_accuracy"),
+        targets=table("targets"),
         finetune=table("finetune"),
         scores=table("scores"),
         multidomain=[table("multidomain_accuracy")] if MULTIDOMAIN else [],
@@ -16,6 +18,7 @@ rule tables:
         finetune=lambda wc, input: hydra_list(input.finetune),
         scores=lambda wc, input: hydra_list(input.scores),
         multidomain=lambda wc, input: hydra_list(input.multidomain),
+        target_dirs=hydra_list([data_dir(t) for t in TARGETS]),
         run_dir=run_dir("analysis", "tables"),
     log:
         RESULTS / "logs/analysis/tables.log",
@@ -24,7 +27,7 @@ rule tables:
     shell:
         "python -m analysis step=tables results_dir={params.results} 'zoo_records={params.zoo}' "
         "'finetune_records={params.finetune}' 'score_records={params.scores}' "
-        "'multidomain_records={params.multidomain}' "
+        "'multidomain_records={params.multidomain}' 'target_dirs={params.target_dirs}' "
         "hydra.run.dir={params.run_dir} hydra.job.chdir=false > {log} 2>&1"
 
 
@@ -42,19 +45,21 @@ rule evaluate:
         regret=table("regret"),
         parc=table("parc_protocol"),
         ablation=table("probe_size_ablation"),
+        gr_table2=table("gr_table2"),
         multidomain=[table("selection_eval_multidomain")] if MULTIDOMAIN else [],
     params:
         results=RESULTS,
         generalist=REFERENCE_EXPERT,
         run_dir=run_dir("analysis", "evaluate"),
         top_k=SELECTION.get("top_k", 3),
+        seed=SEED,
     log:
         RESULTS / "logs/analysis/evaluate.log",
     benchmark:
         RESULTS / "benchmarks/analysis/evaluate.tsv"
     shell:
         "python -m analysis step=evaluate results_dir={params.results} generalist={params.generalist} "
-        "top_k={params.top_k} hydra.run.dir={params.run_dir} hydra.job.chdir=false > {log} 2>&1"
+        "top_k={params.top_k} seed={params.seed} hydra.run.dir={params.run_dir} hydra.job.chdir=false > {log} 2>&1"
 
 
 rule figures:
