@@ -1,4 +1,4 @@
-"""python -m data_prep dataset=<name> out_dir=<dir> "shots=[full,20,5]" probe_per_class=25"""
+"""python -m data_prep dataset=<name> out_dir=<dir> "shots=[full,20,5]" probe_per_class=25 [raw_dir=<dir>] [workers=N]"""
 from __future__ import annotations
 
 import logging
@@ -18,7 +18,8 @@ def main(cfg) -> None:
     dataset = OmegaConf.to_container(cfg.dataset, resolve=True)
     shots = [str(s) for s in cfg.shots]
     try:
-        out = prepare(dataset, cfg.out_dir, shots, cfg.probe_per_class, cfg.seed,
+        out = prepare(dataset, cfg.out_dir, shots, cfg.probe_per_class, cfg.seed, raw_dir=cfg.raw_dir,
+                      workers=cfg.workers, resize_shorter=cfg.resize_shorter, jpeg_quality=cfg.jpeg_quality,
                       ablation_per_class=list(cfg.probe_ablation_per_class), parc_draws=cfg.parc_draws,
                       parc_size=cfg.parc_probe_size)
     except DataPrepError as err:

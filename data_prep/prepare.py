@@ -1,16 +1,29 @@
-"""Write a prepared dataset: arrays, shot subsets, probe sets, classes and stats."""
+"""Write a prepared dataset: images (or arrays), shot subsets, probe sets, classes and stats.
+
+Two layouts, one contract for `splits.json`, `classes.json` and `stats.json`:
+- `kind: synthetic` writes `arrays.npz` (generated mini data);
+- every other kind (a reader in `data_prep.sources.READERS`) writes `manifest.csv`
+  (path,label,split; train rows first) and the resized JPEGs under `images/`.
+"""
 from __future__ import annotations
 
+import csv
+import hashlib
 import json
+import logging
+import os
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
 
+from data_prep.download import DataPrepError, obtain
+from data_prep.images import resize_all
+from data_prep.sources import READERS, Sample
 from data_prep.synthetic import DomainSpec, class_motifs, generate
 
-
-class DataPrepError(ValueError):
-    """A user mistake in a dataset or shot configuration."""
+log = logging.getLogger("data_prep")
+__all__ = ["DataPrepError", "assign_split", "few_shot_indices", "prepare", "probe_indices"]
 
 
 def few_shot_indices(labels: np.ndarray, shots: list[str], seed: int) -> dict[str, list[int]]:
@@ -85,7 +98,7 @@ def check_shots(dataset: dict, shots: list[str]) -> None:
     for setting in shots:
         if setting != "full" and (not str(setting).isdigit() or int(setting) < 1):
             raise DataPrepError(f"shot setting {setting!r} is neither 'full' nor a positive integer")
-        if setting != "full" and int(setting) > dataset["train_per_class"]:
+        if setting != "full" and dataset.get("train_per_class") and int(setting) > dataset["train_per_class"]:
             raise DataPrepError(
                 f"shots={setting} exceeds the {dataset['train_per_class']} training images per class of "
                 f"dataset {dataset['name']!r}; lower the shot count in the benchmark config"
@@ -107,10 +120,14 @@ def synthetic_spec(dataset: dict) -> DomainSpec:
     )
 
 
-def prepare(dataset: dict, out_dir: str | Path, shots: list[str], probe_per_class: int, seed: int, **probe_options) -> Path:
-    """Generate (or, later, download and split) one dataset into `out_dir`."""
+def prepare(dataset: dict, out_dir: str | Path, shots: list[str], probe_per_class: int, seed: int,
+            raw_dir: str | Path | None = None, workers: int = 1, resize_shorter: int = 256, jpeg_quality: int = 95,
+            **probe_options) -> Path:
+    """Generate (synthetic) or obtain, read, resize and split (every other kind) one dataset into `out_dir`."""
     if dataset["kind"] != "synthetic":
-        raise DataPrepError(f"dataset {dataset['name']!r}: kind {dataset['kind']!r} is not supported yet (only 'synthetic')")
+        raw = Path(raw_dir) if raw_dir is not None else Path("data/raw") / dataset["name"]
+        return prepare_files(dataset, out_dir, shots, probe_per_class, seed, raw, workers, resize_shorter,
+                             jpeg_quality, **probe_options)
     check_shots(dataset, shots)
     spec = synthetic_spec(dataset)
     try:
@@ -137,3 +154,145 @@ def prepare(dataset: dict, out_dir: str | Path, shots: list[str], probe_per_clas
     (out / "classes.json").write_text(json.dumps(classes, indent=1))
     (out / "stats.json").write_text(json.dumps(stats, indent=1))
     return out
+
+
+def assign_split(samples: list[Sample], split: dict | None, name: str) -> list[tuple[Sample, str]]:
+    """(sample, "train" | "test") by the config's split rule; samples of unused parts are dropped.
+
+    official: the dataset's parts `train_parts` / `test_parts` become train / test.
+    stratified: per class, a seeded permutation of the samples of the `pool` parts
+    (all when unset), sorted by path first; the first `test_per_class` or
+    round(n * `test_fraction`) go to test (at least one image stays on each side).
+    """
+    split = split or {}
+    rule = split.get("rule", "official")
+    if rule == "official":
+        train_parts, test_parts = set(split.get("train_parts") or ["train"]), set(split.get("test_parts") or ["test"])
+        out = [(s, "train" if s.part in train_parts else "test") for s in samples if s.part in train_parts | test_parts]
+        if not any(p == "train" for _, p in out) or not any(p == "test" for _, p in out):
+            raise DataPrepError(
+                f"dataset {name!r}: the official split needs parts {sorted(train_parts)} (train) and "
+                f"{sorted(test_parts)} (test), but the data has parts {sorted({s.part for s in samples})}; set "
+                f"split.train_parts / split.test_parts, or split.rule: stratified with split.test_fraction")
+        return out
+    if rule != "stratified":
+        raise DataPrepError(f"dataset {name!r}: split.rule {rule!r} is neither 'official' nor 'stratified'")
+    fraction, per_class = split.get("test_fraction"), split.get("test_per_class")
+    if (fraction is None) == (per_class is None):
+        raise DataPrepError(f"dataset {name!r}: a stratified split needs exactly one of split.test_fraction and split.test_per_class")
+    pool = set(split["pool"]) if split.get("pool") else None
+    by_class: dict[str, list[Sample]] = {}
+    for s in samples:
+        if pool is None or s.part in pool:
+            by_class.setdefault(s.label, []).append(s)
+    rng = np.random.default_rng(split.get("seed", 0))
+    out = []
+    for label in sorted(by_class):
+        items = sorted(by_class[label], key=lambda s: str(s.path))
+        n_test = int(per_class) if per_class is not None else int(round(len(items) * float(fraction)))
+        if per_class is not None and n_test >= len(items):
+            raise DataPrepError(f"dataset {name!r}: class {label!r} has {len(items)} images, not more than "
+                                f"split.test_per_class={per_class}")
+        if len(items) >= 2:
+            n_test = min(max(n_test, 1), len(items) - 1)
+        order = rng.permutation(len(items))
+        out += [(items[j], "test" if k < n_test else "train") for k, j in enumerate(order)]
+    return out
+
+
+def _cache_name(sample: Sample, label: int, root: Path) -> str:
+    """images/<label>/<stem>-<hash of the source path>.jpg: stable and collision-free."""
+    try:
+        source = sample.path.relative_to(root).as_posix()
+    except ValueError:
+        source = sample.path.as_posix()
+    digest = hashlib.sha1(source.encode()).hexdigest()[:10]
+    return f"images/{label:04d}/{sample.path.stem[:60]}-{digest}.jpg"
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def prepare_files(dataset: dict, out_dir: str | Path, shots: list[str], probe_per_class: int, seed: int, raw: Path,
+                  workers: int = 1, resize_shorter: int = 256, jpeg_quality: int = 95, **probe_options) -> Path:
+    """Obtain the raw files, read the dataset's layout, cache resized images, split, write the manifest."""
+    name = dataset["name"]
+    check_shots(dataset, shots)
+    reader = READERS.get(dataset["kind"])
+    if reader is None:
+        raise DataPrepError(f"dataset {name!r}: unknown kind {dataset['kind']!r}; known: synthetic, {', '.join(sorted(READERS))}")
+    if not dataset.get("path"):
+        obtain(dataset, raw)
+    listing = reader(dataset, raw)
+    classes = listing.class_names()
+    index = {c: i for i, c in enumerate(classes)}
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    source_root = Path(dataset["path"]).expanduser() if dataset.get("path") else raw
+    rel = [_cache_name(s, index[s.label], source_root) for s in listing.samples]
+    jobs = [(s.path, out / r, resize_shorter, jpeg_quality) for s, r in zip(listing.samples, rel)]
+    workers = max(1, min(int(workers), os.cpu_count() or 1))
+    errors = resize_all(jobs, workers, name=name)
+    skipped = list(listing.skipped)
+    usable, cached = [], {}
+    for sample, path, error in zip(listing.samples, rel, errors):
+        if error is None:
+            usable.append(sample)
+            cached[str(sample.path)] = path
+        else:
+            log.warning("%s: skipping unreadable image %s (%s)", name, sample.path, error)
+            skipped.append({"path": str(sample.path), "error": error})
+    assigned = assign_split(usable, dataset.get("split"), name)
+    rows = sorted(((cached[str(s.path)], index[s.label], part) for s, part in assigned), key=lambda r: (r[2] != "train", r[1], r[0]))
+    train_labels = np.array([label for _, label, part in rows if part == "train"], dtype=np.int64)
+    train_sets = few_shot_indices(train_labels, shots, seed)
+    splits = {"train": train_sets, "probe": probe_indices(train_labels, train_sets, probe_per_class, seed, **probe_options)}
+    stats = _stats(dataset, classes, rows, train_sets, splits, listing.extra, skipped, resize_shorter)
+    with open(out / "manifest.csv.tmp", "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(["path", "label", "split"])
+        writer.writerows(rows)
+    os.replace(out / "manifest.csv.tmp", out / "manifest.csv")
+    _write_atomic(out / "splits.json", json.dumps(splits))
+    _write_atomic(out / "classes.json", json.dumps(classes, indent=1))
+    _write_atomic(out / "stats.json", json.dumps(stats, indent=1))
+    log.info("%s: %d train / %d test images, %d classes, %d skipped", name, stats["train_images"],
+             stats["test_images"], len(classes), len(skipped))
+    return out
+
+
+def _stats(dataset, classes, rows, train_sets, splits, extra, skipped, resize_shorter) -> dict:
+    counts = {part: Counter(classes[label] for _, label, p in rows if p == part) for part in ("train", "test")}
+    warnings = []
+    if dataset.get("num_classes") and dataset["num_classes"] != len(classes):
+        warnings.append(f"config num_classes={dataset['num_classes']} but the data has {len(classes)} classes")
+    empty = [c for c in classes if not counts["train"][c]]
+    if empty:
+        warnings.append(f"{len(empty)} classes have no training image: {empty[:10]}")
+    for warning in warnings:
+        log.warning("%s: %s", dataset["name"], warning)
+    return {
+        "name": dataset["name"],
+        "role": dataset["role"],
+        "kind": dataset["kind"],
+        "num_classes": len(classes),
+        "train_images": sum(counts["train"].values()),
+        "test_images": sum(counts["test"].values()),
+        "paper_train": dataset.get("paper_train"),
+        "paper_test": dataset.get("paper_test"),
+        "min_train_per_class": min(counts["train"].values(), default=0),
+        "per_class": {c: {"train": counts["train"][c], "test": counts["test"][c]} for c in classes},
+        "image_size": dataset.get("image_size", 224),
+        "resize_shorter": resize_shorter,
+        "split": dataset.get("split"),
+        "shots": {k: len(v) for k, v in train_sets.items()},
+        "probe": {k: {name: len(idx) for name, idx in v.items()} for k, v in splits["probe"].items()},
+        "notes": dataset.get("notes", ""),
+        "warnings": warnings,
+        "skipped_count": len(skipped),
+        "skipped": skipped,
+        **extra,
+    }

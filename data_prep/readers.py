@@ -1,26 +1,40 @@
-"""Reading prepared datasets: the one place that knows the on-disk layout.
+"""Reading prepared datasets: the one place that knows the on-disk layouts.
 
 A prepared dataset directory holds
-- `arrays.npz`: train_images / test_images (N, H, W, 3 uint8) and their labels;
-- `splits.json`: training indices per shot setting ("full", "20", "5", ...) and the
-  named probe sets per setting (indices into train; see `data_prep.prepare.probe_indices`);
+- either `arrays.npz` (generated data): train_images / test_images (N, H, W, 3 uint8) and their labels,
+- or `manifest.csv` (real data): path,label,split rows, train rows first, paths relative to the
+  directory, pointing at the resized JPEGs under `images/`;
+- `splits.json`: training indices per shot setting ("full", "20", "5", ...) and the named probe
+  sets per setting (indices into the train rows; see `data_prep.prepare.probe_indices`);
 - `classes.json` and `stats.json`.
+
+`PreparedDataset` tells the layouts apart by which of `arrays.npz` / `manifest.csv` exists and
+returns `ImageArrays` or `ImageFiles`: the same API (`len`, `.labels`, `.subset`, `.batch`,
+`.num_classes`) and both torch Datasets (`ds[i]` -> (CHW float tensor, label)).
 """
 from __future__ import annotations
 
+import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
+from torch.utils.data import Dataset
 
 # fixed normalisation for generated data (mean/std of the renderer's pixel range)
 MEAN, STD = 0.5, 0.25
+# real images: the ImageNet statistics every pre-trained torchvision/timm network expects
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def _as_index(index) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(index, dtype=np.int64))
 
 
 @dataclass
-class ImageArrays:
+class ImageArrays(Dataset):
     """Images kept as uint8 NHWC; batches come out normalised float NCHW."""
 
     images: torch.Tensor
@@ -29,38 +43,116 @@ class ImageArrays:
     def __len__(self) -> int:
         return len(self.labels)
 
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        image = self.images[i].permute(2, 0, 1).float().div_(255.0)
+        return image.sub_(MEAN).div_(STD), int(self.labels[i])
+
     def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         images = self.images[index].permute(0, 3, 1, 2).float().div_(255.0)
         return images.sub_(MEAN).div_(STD), self.labels[index]
 
     def subset(self, index) -> "ImageArrays":
-        index = torch.as_tensor(np.asarray(index, dtype=np.int64))
+        index = _as_index(index)
         return ImageArrays(self.images[index], self.labels[index])
+
+    def augmented(self, train_transform: bool = True) -> "ImageArrays":
+        """Generated data is not augmented; here for API parity with ImageFiles."""
+        return self
 
     @property
     def num_classes(self) -> int:
         return int(self.labels.max().item()) + 1
 
 
-class PreparedDataset:
-    """A dataset written by `python -m data_prep`."""
+def image_transform(train_transform: bool, image_size: int = 224, resize: int = 256):
+    """torchvision's classification recipe: RandomResizedCrop + flip to train, Resize + CenterCrop to evaluate."""
+    from torchvision import transforms as T
 
-    def __init__(self, root: str | Path):
+    geometry = ([T.RandomResizedCrop(image_size), T.RandomHorizontalFlip()] if train_transform
+                else [T.Resize(resize), T.CenterCrop(image_size)])
+    return T.Compose([*geometry, T.ToTensor(), T.Normalize(IMAGENET_MEAN, IMAGENET_STD)])
+
+
+class ImageFiles(Dataset):
+    """Image files decoded on access; `batch` and `ds[i]` give normalised float tensors (ImageArrays' API)."""
+
+    def __init__(self, root: str | Path, paths: list[str], labels: torch.Tensor, num_classes: int,
+                 train_transform: bool = False, image_size: int = 224, resize: int = 256):
+        self.root, self.paths, self.labels = Path(root), list(paths), torch.as_tensor(labels, dtype=torch.long)
+        self._num_classes, self.train_transform = int(num_classes), bool(train_transform)
+        self.image_size, self.resize = int(image_size), int(resize)
+        self.transform = image_transform(self.train_transform, self.image_size, self.resize)
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def load(self, i: int) -> torch.Tensor:
+        from PIL import Image
+
+        with Image.open(self.root / self.paths[i]) as image:
+            return self.transform(image.convert("RGB"))
+
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        return self.load(int(i)), int(self.labels[i])
+
+    def batch(self, index) -> tuple[torch.Tensor, torch.Tensor]:
+        index = _as_index(index)
+        return torch.stack([self.load(int(i)) for i in index]), self.labels[index]
+
+    def subset(self, index) -> "ImageFiles":
+        index = _as_index(index)
+        return ImageFiles(self.root, [self.paths[i] for i in index.tolist()], self.labels[index], self._num_classes,
+                          self.train_transform, self.image_size, self.resize)
+
+    def augmented(self, train_transform: bool = True) -> "ImageFiles":
+        """The same images with the training (True) or the evaluation (False) transform."""
+        return ImageFiles(self.root, self.paths, self.labels, self._num_classes, train_transform, self.image_size, self.resize)
+
+    @property
+    def num_classes(self) -> int:
+        return self._num_classes
+
+
+class PreparedDataset:
+    """A dataset written by `python -m data_prep` (either layout)."""
+
+    def __init__(self, root: str | Path, image_size: int | None = None):
         self.root = Path(root)
-        for name in ("arrays.npz", "splits.json", "classes.json"):
+        layout = next((name for name in ("arrays.npz", "manifest.csv") if (self.root / name).exists()), None)
+        for name in (layout or "arrays.npz or manifest.csv", "splits.json", "classes.json"):
             if not (self.root / name).exists():
                 raise FileNotFoundError(f"{self.root / name} is missing: run the data_prep stage for this dataset first")
-        with np.load(self.root / "arrays.npz") as arrays:
-            self._arrays = {k: torch.from_numpy(arrays[k]) for k in arrays.files}
         self.splits = json.loads((self.root / "splits.json").read_text())
         self.classes = json.loads((self.root / "classes.json").read_text())
+        self._arrays, self._files = None, None
+        if layout == "arrays.npz":
+            with np.load(self.root / "arrays.npz") as arrays:
+                self._arrays = {k: torch.from_numpy(arrays[k]) for k in arrays.files}
+        else:
+            stats_path = self.root / "stats.json"
+            stats = json.loads(stats_path.read_text()) if stats_path.exists() else {}
+            self.image_size = int(image_size or stats.get("image_size") or 224)
+            self.resize = int(round(self.image_size * 256 / 224))
+            with open(self.root / "manifest.csv", newline="") as f:
+                rows = list(csv.DictReader(f))
+            self._files = {part: ([r["path"] for r in rows if r["split"] == part],
+                                  torch.tensor([int(r["label"]) for r in rows if r["split"] == part], dtype=torch.long))
+                           for part in ("train", "test")}
+
+    @property
+    def layout(self) -> str:
+        return "arrays" if self._arrays is not None else "files"
 
     @property
     def num_classes(self) -> int:
         return len(self.classes)
 
-    def split(self, name: str) -> ImageArrays:
-        return ImageArrays(self._arrays[f"{name}_images"], self._arrays[f"{name}_labels"].long())
+    def split(self, name: str, train_transform: bool = False) -> ImageArrays | ImageFiles:
+        """All images of "train" or "test"; files get the training transform when `train_transform`."""
+        if self._arrays is not None:
+            return ImageArrays(self._arrays[f"{name}_images"], self._arrays[f"{name}_labels"].long())
+        paths, labels = self._files[name]
+        return ImageFiles(self.root, paths, labels, self.num_classes, train_transform, self.image_size, self.resize)
 
     def _indices(self, kind: str, shots: str):
         if shots not in self.splits[kind]:
@@ -70,16 +162,16 @@ class PreparedDataset:
     def probe_names(self, shots: str) -> list[str]:
         return list(self._indices("probe", shots))
 
-    def train(self, shots: str = "full") -> ImageArrays:
-        """The training data of one shot setting."""
-        return self.split("train").subset(self._indices("train", shots))
+    def train(self, shots: str = "full") -> ImageArrays | ImageFiles:
+        """The training data of one shot setting (augmented when read from files)."""
+        return self.split("train", train_transform=True).subset(self._indices("train", shots))
 
-    def probe_set(self, shots: str, probe: str = "default") -> ImageArrays:
-        """A selection probe set of one shot setting (drawn from that setting's training data)."""
+    def probe_set(self, shots: str, probe: str = "default") -> ImageArrays | ImageFiles:
+        """A selection probe set of one shot setting (drawn from that setting's training data; not augmented)."""
         probes = self._indices("probe", shots)
         if probe not in probes:
             raise KeyError(f"{self.root}: no probe set {probe!r} for shots={shots!r}; prepared: {sorted(probes)}")
         return self.split("train").subset(probes[probe])
 
-    def test(self) -> ImageArrays:
+    def test(self) -> ImageArrays | ImageFiles:
         return self.split("test")

@@ -11,6 +11,8 @@ rule data_prep:
         shots=lambda wc: hydra_list(SHOTS if wc.dataset in TARGETS else ["full"]),
         run_dir=lambda wc: run_dir("data_prep", wc.dataset),
         out_dir=lambda wc: data_dir(wc.dataset),
+        # downloads and manual archives, kept outside the results (reused by every benchmark)
+        raw_dir=lambda wc: Path(config["raw_data"]) / wc.dataset,
         overrides=overrides("data_prep"),
         probe_per_class=SELECTION["probe_per_class"],
         # the probe-size ablation and PARC's probe draws concern targets only
@@ -20,11 +22,13 @@ rule data_prep:
             if wc.dataset in TARGETS
             else ""
         ),
+    threads: THREADS
     log:
         RESULTS / "logs/data_prep/{dataset}.log",
     benchmark:
         RESULTS / "benchmarks/data_prep/{dataset}.tsv"
     shell:
         "python -m data_prep dataset={wildcards.dataset} out_dir={params.out_dir} 'shots={params.shots}' "
-        "probe_per_class={params.probe_per_class} {params.probe_options} seed={params.seed} {params.overrides} "
+        "probe_per_class={params.probe_per_class} {params.probe_options} seed={params.seed} "
+        "raw_dir={params.raw_dir} workers={threads} {params.overrides} "
         "hydra.run.dir={params.run_dir} hydra.job.chdir=false > {log} 2>&1"

@@ -1,0 +1,680 @@
+"""The 19 real datasets (and a user's ImageFolder) prepared from tiny fakes of their own raw layouts.
+
+Every fake is built in tmp_path in the dataset's real layout (tar/zip archives, .mat files, json
+and txt lists, CIFAR-style pickles, tar shards), served from file:// URLs with its real checksum
+swapped into the config, and run through the real download/extract/read/resize/split code. No
+network. Also: corrupt images, checksum errors, mirror fallback, resumed downloads (file:// and
+an HTTP server that honours Range), archive path traversal, manual datasets, the readers' API.
+"""
+import csv
+import hashlib
+import http.server
+import io
+import json
+import pickle
+import tarfile
+import threading
+import zipfile
+from functools import partial
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from omegaconf import OmegaConf
+from PIL import Image
+
+from conftest import CONFIGS
+from data_prep.config import DatasetConfig
+from data_prep.download import DataPrepError, extract, fetch
+from data_prep.prepare import assign_split, prepare
+from data_prep.readers import ImageArrays, ImageFiles, PreparedDataset
+from data_prep.sources import Sample
+
+SHOTS = ["full", "1"]
+_counter = iter(range(10**6))
+
+
+# ---------------------------------------------------------------- fake-building helpers
+
+
+def load_config(name: str) -> dict:
+    """A dataset config as data_prep sees it (validated against the structured schema)."""
+    merged = OmegaConf.merge(OmegaConf.structured(DatasetConfig), OmegaConf.load(CONFIGS / "dataset" / f"{name}.yaml"))
+    return OmegaConf.to_container(merged, resolve=True)
+
+
+def image(path: Path, size=(14, 10), fmt=None) -> Path:
+    pixels = np.random.default_rng(next(_counter)).integers(0, 256, (size[1], size[0], 3), dtype=np.uint8)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path, format=fmt)
+    return path
+
+
+def make_tar(archive: Path, root: Path) -> Path:
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    with tarfile.open(archive, "w:gz" if archive.name.endswith(("gz", "tgz")) else "w") as tf:
+        for p in sorted(root.rglob("*")):
+            if p.is_file():
+                tf.add(p, arcname=p.relative_to(root).as_posix())
+    return archive
+
+
+def make_zip(archive: Path, root: Path) -> Path:
+    archive.parent.mkdir(parents=True, exist_ok=True)
+    with zipfile.ZipFile(archive, "w") as zf:
+        for p in sorted(root.rglob("*")):
+            if p.is_file():
+                zf.write(p, p.relative_to(root).as_posix())
+    return archive
+
+
+def digest(path: Path, algorithm: str) -> str:
+    return hashlib.new(algorithm, path.read_bytes()).hexdigest()
+
+
+def use_checksums(entry: dict, path: Path) -> None:
+    """Swap the fake file's real checksum (of the kind the config uses) and size into a download entry."""
+    for algorithm in ("md5", "sha256"):
+        if entry.get(algorithm):
+            entry[algorithm] = digest(path, algorithm)
+    if entry.get("size"):
+        entry["size"] = path.stat().st_size
+
+
+def serve(cfg: dict, server: Path) -> dict:
+    """Point every download entry at the same-named file under `server` (file:// URLs)."""
+    for entry in cfg["download"]["files"]:
+        entry["urls"] = [f"file://{server}/{entry['name']}"]
+        if "{shard" not in entry["name"]:
+            use_checksums(entry, server / entry["name"])
+    return cfg
+
+
+def manual_files(cfg: dict, raw: Path) -> dict:
+    for entry in cfg["download"]["files"]:
+        if (raw / entry["name"]).is_file():
+            use_checksums(entry, raw / entry["name"])
+    return cfg
+
+
+def write(path: Path, text: str) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(text)
+    return path
+
+
+def savemat(path: Path, **arrays) -> Path:
+    from scipy.io import savemat as _savemat
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _savemat(path, arrays)
+    return path
+
+
+def records(**columns) -> np.ndarray:
+    """A MATLAB struct array (numpy structured array of objects)."""
+    n = len(next(iter(columns.values())))
+    out = np.zeros(n, dtype=[(k, "O") for k in columns])
+    for k, values in columns.items():
+        for i, v in enumerate(values):
+            out[i][k] = v
+    return out
+
+
+# ---------------------------------------------------------------- one fake per dataset
+# Each returns (config, expected) with expected = {"classes": [...], "per_class": {class: (train, test)}}.
+
+
+def fake_resisc45(tmp):
+    stage = tmp / "stage"
+    for c in ("airplane", "beach", "forest"):
+        for i in range(5):
+            image(stage / "NWPU-RESISC45" / c / f"{c}_{i:03d}.jpg")
+    make_zip(tmp / "server" / "NWPU-RESISC45.zip", stage)
+    cfg = serve(load_config("resisc45"), tmp / "server")
+    return cfg, {"classes": ["airplane", "beach", "forest"], "per_class": {c: (4, 1) for c in ("airplane", "beach", "forest")}}
+
+
+def fake_food101(tmp):
+    base = tmp / "stage" / "food-101"
+    meta = {"train": {}, "test": {}}
+    for c in ("apple_pie", "ramen"):
+        for i in range(5):
+            image(base / "images" / c / f"{100 + i}.jpg")
+            meta["train" if i < 3 else "test"].setdefault(c, []).append(f"{c}/{100 + i}")
+    for part in meta:
+        write(base / "meta" / f"{part}.json", json.dumps(meta[part]))
+    write(base / "meta" / "classes.txt", "apple_pie\nramen\n")
+    make_tar(tmp / "server" / "food-101.tar.gz", tmp / "stage")
+    expected = {"classes": ["apple_pie", "ramen"], "per_class": {"apple_pie": (3, 2), "ramen": (3, 2)}}
+    return serve(load_config("food101"), tmp / "server"), expected
+
+
+def fake_logo2k(tmp):
+    raw, lists = tmp / "raw", {"train": [], "test": []}
+    for c in ("Food/Brand B", "Clothes/Acme"):
+        for i in range(4):
+            image(raw / "Logo-2K+" / c / f"{i}.jpg")
+            lists["train" if i < 3 else "test"].append(f"{c}/{i}.jpg")
+    stage = tmp / "stage"
+    for part, items in lists.items():
+        write(stage / "List" / f"{part}_images_root.txt", "\n".join(items) + "\n")
+    make_zip(raw / "List.zip", stage)
+    return manual_files(load_config("logo2k"), raw), {"classes": ["Clothes/Acme", "Food/Brand B"],
+                                                       "per_class": {"Clothes/Acme": (3, 1), "Food/Brand B": (3, 1)}}
+
+
+def fake_landmarks_v2(tmp):
+    ids = {lid: [f"{lid:02x}{k:014x}" for k in range(n)] for lid, n in ((7, 5), (3, 4), (9, 2))}  # 16-char ids
+    rows = ["landmark_id,images"] + [f"{lid},{' '.join(v)}" for lid, v in ids.items()]
+    server = tmp / "server"
+    write(server / "train_clean.csv", "\n".join(rows) + "\n")
+    all_ids = [i for v in ids.values() for i in v]
+    missing = ids[7][0]  # listed, but in no shard: recorded as skipped
+    for shard in range(2):
+        stage = tmp / f"shard{shard}"
+        for i in all_ids[shard::2]:
+            if i != missing:
+                image(stage / i[0] / i[1] / i[2] / f"{i}.jpg")
+        tar = make_tar(server / f"images_{shard:03d}.tar", stage)
+        write(server / f"md5.images_{shard:03d}.txt", f"{digest(tar, 'md5')}  images_{shard:03d}.tar\n")
+    cfg = serve(load_config("landmarks_v2"), server)
+    shards = cfg["download"]["files"][1]
+    shards["shards"] = 2
+    shards["md5_url"] = f"file://{server}/md5.images_{{shard:03d}}.txt"
+    cfg["options"]["num_landmarks"] = 2  # the 2 landmarks with most images: 7 (5) and 3 (4), not 9 (2)
+    return cfg, {"classes": ["3", "7"], "per_class": {"3": (3, 1), "7": (3, 1)}, "skipped": 1}
+
+
+def fake_inaturalist2019(tmp):
+    stage = tmp / "stage"
+    data = {part: {"images": [], "annotations": [], "categories": []} for part in ("train", "val")}
+    image_id = 0
+    for cat, kingdom in ((5, "Plants"), (12, "Birds")):
+        for part in data:
+            data[part]["categories"].append({"id": cat, "name": str(cat)})
+        for i in range(4):
+            part = "train" if i < 3 else "val"
+            rel = f"train_val2019/{kingdom}/{cat}/{image_id:032x}.jpg"
+            image(stage / rel)
+            data[part]["images"].append({"id": image_id, "file_name": rel})
+            data[part]["annotations"].append({"id": image_id, "image_id": image_id, "category_id": cat})
+            image_id += 1
+    server = tmp / "server"
+    make_tar(server / "train_val2019.tar.gz", stage)
+    for part in data:
+        write(tmp / f"json_{part}" / f"{part}2019.json", json.dumps(data[part]))
+        make_tar(server / f"{part}2019.json.tar.gz", tmp / f"json_{part}")
+    return serve(load_config("inaturalist2019"), server), {"classes": ["0005", "0012"], "per_class": {"0005": (3, 1), "0012": (3, 1)}}
+
+
+def fake_imaterialist2019(tmp):
+    raw, web = tmp / "raw", tmp / "web"
+    lists = {"train": [], "val": []}
+    for cls in (4, 17):
+        for i in range(4):
+            part = "train" if i < 3 else "val"
+            url = image(web / f"{cls}_{i}.jpg").as_uri()
+            lists[part].append({"id": f"{cls:02d}{i:030x}", "url": url, "class": cls})
+    lists["train"].append({"id": "dead" + "0" * 28, "url": (web / "gone.jpg").as_uri(), "class": 4})
+    for part, entries in lists.items():
+        write(raw / f"{part}.json", json.dumps({"images": entries}))
+    cfg = load_config("imaterialist2019")
+    cfg["options"]["fetch_threads"] = 2
+    return cfg, {"classes": ["0004", "0017"], "per_class": {"0004": (3, 1), "0017": (3, 1)}, "unreachable": {"train": 1, "val": 0}}
+
+
+def fake_imagenet(tmp):
+    raw, wnids = tmp / "raw", ["n01440764", "n01443537"]
+    devkit = tmp / "devkit" / "ILSVRC2012_devkit_t12" / "data"
+    synsets = records(ILSVRC2012_ID=[1, 2, 1001], WNID=[*wnids, "n00001740"], words=["tench", "goldfish", "entity"],
+                      num_children=[0, 0, 2])
+    savemat(devkit / "meta.mat", synsets=synsets)
+    truth = [2, 1, 1]
+    write(devkit / "ILSVRC2012_validation_ground_truth.txt", "\n".join(map(str, truth)) + "\n")
+    make_tar(raw / "ILSVRC2012_devkit_t12.tar.gz", tmp / "devkit")
+    outer = tmp / "train_outer"
+    for w in wnids:
+        for i in range(3):
+            image(tmp / "inner" / w / f"{w}_{i}.JPEG")
+        make_tar(outer / f"{w}.tar", tmp / "inner" / w)
+    make_tar(raw / "ILSVRC2012_img_train.tar", outer)
+    for i in range(len(truth)):
+        image(tmp / "val" / f"ILSVRC2012_val_{i + 1:08d}.JPEG")
+    make_tar(raw / "ILSVRC2012_img_val.tar", tmp / "val")
+    return manual_files(load_config("imagenet"), raw), {"classes": wnids, "per_class": {wnids[0]: (3, 2), wnids[1]: (3, 1)}}
+
+
+def fake_places365(tmp):
+    stage, server = tmp / "lists", tmp / "server"
+    cats = ["/a/abbey", "/b/beach"]
+    write(stage / "categories_places365.txt", "".join(f"{c} {i}\n" for i, c in enumerate(cats)))
+    train_lines, val_lines = [], []
+    for i, c in enumerate(cats):
+        for k in range(3):
+            image(tmp / "train" / "data_256" / c.lstrip("/") / f"{k:08d}.jpg")
+            train_lines.append(f"{c}/{k:08d}.jpg {i}")
+    for k, label in enumerate([0, 1, 1]):
+        image(tmp / "val" / "val_256" / f"Places365_val_{k + 1:08d}.jpg")
+        val_lines.append(f"Places365_val_{k + 1:08d}.jpg {label}")
+    write(stage / "places365_train_standard.txt", "\n".join(train_lines) + "\n")
+    write(stage / "places365_val.txt", "\n".join(val_lines) + "\n")
+    make_tar(server / "filelist_places365-standard.tar", stage)
+    make_tar(server / "train_256_places365standard.tar", tmp / "train")
+    make_tar(server / "val_256.tar", tmp / "val")
+    return serve(load_config("places365"), server), {"classes": cats, "per_class": {cats[0]: (3, 1), cats[1]: (3, 2)}}
+
+
+def fake_magnetic_tile_defects(tmp):
+    base = tmp / "stage" / "Magnetic-tile-defect-datasets.-master"
+    for c in ("MT_Blowhole", "MT_Free"):
+        for i in range(4):
+            image(base / c / "Imgs" / f"exp{i}_num_{i}.jpg")
+            image(base / c / "Imgs" / f"exp{i}_num_{i}.png")  # segmentation mask: not an image of the dataset
+    image(base / "dataset.jpg")  # illustration at the top: not in a class folder
+    write(base / "README.md", "magnetic tiles\n")
+    make_zip(tmp / "server" / "Magnetic-tile-defect-datasets-master.zip", tmp / "stage")
+    return serve(load_config("magnetic_tile_defects"), tmp / "server"), {"classes": ["MT_Blowhole", "MT_Free"],
+                                                                          "per_class": {"MT_Blowhole": (3, 1), "MT_Free": (3, 1)}}
+
+
+def fake_uc_merced(tmp):
+    for c in ("agricultural", "beach"):
+        for i in range(4):
+            image(tmp / "stage" / "UCMerced_LandUse" / "Images" / c / f"{c}{i:02d}.tif")
+    make_zip(tmp / "server" / "UCMerced_LandUse.zip", tmp / "stage")
+    return serve(load_config("uc_merced"), tmp / "server"), {"classes": ["agricultural", "beach"],
+                                                              "per_class": {"agricultural": (3, 1), "beach": (3, 1)}}
+
+
+def fake_flowers102(tmp):
+    server = tmp / "server"
+    for i in range(1, 7):
+        image(tmp / "stage" / "jpg" / f"image_{i:05d}.jpg")
+    make_tar(server / "102flowers.tgz", tmp / "stage")
+    savemat(server / "imagelabels.mat", labels=np.array([[1, 1, 1, 2, 2, 2]]))
+    savemat(server / "setid.mat", trnid=np.array([[1, 4]]), valid=np.array([[2, 5]]), tstid=np.array([[3, 6]]))
+    return serve(load_config("flowers102"), server), {"classes": ["001", "002"], "per_class": {"001": (2, 1), "002": (2, 1)}}
+
+
+def fake_cucumber9(tmp):
+    base, side = tmp / "stage" / "cucumber-9-batches-py", 8
+    names = ["2L", "BL", "C"]
+
+    def batch(path, labels, filenames=None):
+        data = np.random.default_rng(len(labels)).integers(0, 256, (len(labels), 3 * side * side), dtype=np.uint8)
+        content = {"data": data, "labels": labels, **({"filenames": filenames} if filenames else {})}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(pickle.dumps(content, protocol=2))
+
+    batch(base / "data_batch_1", [0, 1, 2, 0], [f"c{i}.png" for i in range(4)])
+    batch(base / "data_batch_2", [1, 2])
+    batch(base / "test_batch", [0, 1, 2])
+    (base / "batches.meta").write_bytes(pickle.dumps({"label_names": names, "num_vis": 3 * side * side}, protocol=2))
+    make_tar(tmp / "server" / "cucumber-9-python.tar.gz", tmp / "stage")
+    return serve(load_config("cucumber9"), tmp / "server"), {"classes": names, "per_class": {n: (2, 1) for n in names}}
+
+
+def fake_european_flood(tmp):
+    server = tmp / "server"
+    ids = [str(26457000 + i) for i in range(6)] + ["pollution_1", "pollution_2"]
+    for i in ids:
+        image(tmp / "stage" / "imgs_small" / f"{i}.jpg")
+    make_zip(server / "european-flood-2013_imgs_small.zip", tmp / "stage")
+    write(server / "depth.txt", "\n".join(ids[:4] + ["99999999"]) + "\n")
+    return serve(load_config("european_flood"), server), {"classes": ["no_depth", "depth"],
+                                                           "per_class": {"no_depth": (3, 1), "depth": (3, 1)}}
+
+
+def fake_oxford_pets(tmp):
+    server, lines = tmp / "server", {"trainval": ["#Image CLASS-ID SPECIES BREED ID"], "test": []}
+    for class_id, breed in ((1, "Abyssinian"), (2, "american_bulldog")):
+        for i in range(1, 5):
+            image(tmp / "img" / "images" / f"{breed}_{i}.jpg")
+            lines["trainval" if i < 4 else "test"].append(f"{breed}_{i} {class_id} 1 1")
+    (tmp / "img" / "images" / "Abyssinian_3.jpg").write_bytes(b"not a jpeg at all")  # corrupt: skipped, recorded
+    for part, rows in lines.items():
+        write(tmp / "ann" / "annotations" / f"{part}.txt", "\n".join(rows) + "\n")
+    make_tar(server / "images.tar.gz", tmp / "img")
+    make_tar(server / "annotations.tar.gz", tmp / "ann")
+    return serve(load_config("oxford_pets"), server), {"classes": ["Abyssinian", "american_bulldog"], "skipped": 1,
+                                                        "per_class": {"Abyssinian": (2, 1), "american_bulldog": (3, 1)}}
+
+
+def fake_dtd(tmp):
+    for c in ("banded", "woven"):
+        for i in range(5):
+            image(tmp / "stage" / "dtd" / "images" / c / f"{c}_{i:04d}.jpg")
+    write(tmp / "stage" / "dtd" / "labels" / "train1.txt", "banded/banded_0000.jpg\n")
+    make_tar(tmp / "server" / "dtd-r1.0.1.tar.gz", tmp / "stage")
+    cfg = serve(load_config("dtd"), tmp / "server")
+    cfg["split"]["test_per_class"] = 2  # the real 30 of 120 per class, scaled to 5 images per class
+    return cfg, {"classes": ["banded", "woven"], "per_class": {"banded": (3, 2), "woven": (3, 2)}}
+
+
+def fake_icassava(tmp):
+    for part, n in (("train", 4), ("validation", 2), ("test", 2)):
+        for c in ("cbb", "healthy"):
+            for i in range(n):
+                image(tmp / "stage" / "cassavaleafdata" / part / c / f"{part}-{c}-{i}.jpg")
+    make_zip(tmp / "server" / "cassavaleafdata.zip", tmp / "stage")
+    expected = {"classes": ["cbb", "healthy"], "per_class": {"cbb": (3, 1), "healthy": (3, 1)}}
+    return serve(load_config("icassava"), tmp / "server"), expected
+
+
+def fake_cub200(tmp):
+    base, rows = tmp / "stage" / "CUB_200_2011", {"images": [], "labels": [], "split": []}
+    classes = ["001.Black_footed_Albatross", "002.Laysan_Albatross"]
+    n = 0
+    for k, c in enumerate(classes, 1):
+        for i in range(4):
+            n += 1
+            image(base / "images" / c / f"bird_{n}.jpg")
+            rows["images"].append(f"{n} {c}/bird_{n}.jpg")
+            rows["labels"].append(f"{n} {k}")
+            rows["split"].append(f"{n} {1 if i < 2 else 0}")
+    write(base / "images.txt", "\n".join(rows["images"]) + "\n")
+    write(base / "image_class_labels.txt", "\n".join(rows["labels"]) + "\n")
+    write(base / "train_test_split.txt", "\n".join(rows["split"]) + "\n")
+    write(base / "classes.txt", "".join(f"{k} {c}\n" for k, c in enumerate(classes, 1)))
+    make_tar(tmp / "server" / "CUB_200_2011.tgz", tmp / "stage")
+    return serve(load_config("cub200"), tmp / "server"), {"classes": classes, "per_class": {c: (2, 2) for c in classes}}
+
+
+def fake_belga_logos(tmp):
+    server, box = tmp / "server", "{}\t{}\t{}\tlogo\t1\t{}\t{}\t{}\t{}"
+    files = [f"0767{i:04d}.jpg" for i in range(8)]
+    for f in files:
+        image(tmp / "stage" / "images" / f)
+    gt = [box.format("Adidas_0", "Adidas", files[0], 10, 10, 40, 40), box.format("Adidas_1", "Adidas", files[1], 0, 0, 5, 5),
+          box.format("Nike_0", "Nike", files[1], 0, 0, 50, 60),  # larger than the Adidas box: the label is Nike
+          box.format("Nike_1", "Nike", files[2], 30, 30, 5, 5),  # x2 < x1 happens in the real file
+          box.format("Reebok_0", "Reebok", files[3], 0, 0, 9, 9),  # a later-added logo: counts as no-logo
+          box.format("Adidas_2", "Adidas", files[4], 1, 1, 3, 3)]
+    write(server / "qset3_internal_and_local.gt", "\n".join(gt) + "\n")
+    make_tar(server / "images.tar.gz", tmp / "stage")
+    cfg = serve(load_config("belga_logos"), server)
+    cfg["num_classes"] = 27
+    return cfg, {"classes": [*cfg["options"]["logos"], "no-logo"], "per_class": {"Adidas": (1, 1), "Nike": (1, 1), "no-logo": (3, 1)}}
+
+
+def fake_stanford_cars(tmp):
+    raw, names = tmp / "raw", np.array(["AM General Hummer SUV 2000", "Ram C/V Cargo Van Minivan 2012"], dtype=object)
+    savemat(tmp / "devkit_stage" / "devkit" / "cars_meta.mat", class_names=names)
+    train = records(fname=[f"{i:05d}.jpg" for i in range(1, 5)], **{"class": [1, 1, 2, 2]})
+    savemat(tmp / "devkit_stage" / "devkit" / "cars_train_annos.mat", annotations=train)
+    make_tar(raw / "car_devkit.tgz", tmp / "devkit_stage")
+    for i in range(1, 5):
+        image(raw / "cars_train" / "cars_train" / f"{i:05d}.jpg")  # unpacked and nested, as some mirrors ship it
+    for i in range(1, 3):
+        image(tmp / "test_stage" / "cars_test" / f"{i:05d}.jpg")
+    make_tar(raw / "cars_test.tgz", tmp / "test_stage")
+    savemat(raw / "cars_test_annos_withlabels.mat", annotations=records(fname=["00001.jpg", "00002.jpg"], **{"class": [2, 1]}))
+    return manual_files(load_config("stanford_cars"), raw), {"classes": list(names), "per_class": {n: (2, 1) for n in names}}
+
+
+FAKES = {name.removeprefix("fake_"): fn for name, fn in globals().items() if name.startswith("fake_")}
+REAL = ["belga_logos", "cub200", "cucumber9", "dtd", "european_flood", "flowers102", "food101", "icassava", "imagenet",
+        "imaterialist2019", "inaturalist2019", "landmarks_v2", "logo2k", "magnetic_tile_defects", "oxford_pets",
+        "places365", "resisc45", "stanford_cars", "uc_merced"]
+
+
+def run_prepare(cfg: dict, tmp: Path, **options) -> Path:
+    options = {"workers": 1, "resize_shorter": 256, **options}
+    return prepare(cfg, tmp / "out", SHOTS, probe_per_class=2, seed=0, raw_dir=tmp / "raw", **options)
+
+
+def read_manifest(out: Path) -> list[dict]:
+    with open(out / "manifest.csv", newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def check_layout(out: Path, classes: list[str], per_class: dict) -> dict:
+    """The on-disk contract shared by every dataset: manifest, classes, stats, splits, readable images."""
+    rows = read_manifest(out)
+    assert json.loads((out / "classes.json").read_text()) == classes
+    n_train, n_test = sum(t for t, _ in per_class.values()), sum(t for _, t in per_class.values())
+    assert [r["split"] for r in rows] == ["train"] * n_train + ["test"] * n_test
+    for r in rows:
+        assert r["path"].startswith("images/") and (out / r["path"]).is_file()
+    for part, k in (("train", 0), ("test", 1)):
+        counts = {c: sum(1 for r in rows if r["split"] == part and classes[int(r["label"])] == c) for c in per_class}
+        assert counts == {c: v[k] for c, v in per_class.items()}, part
+    stats = json.loads((out / "stats.json").read_text())
+    assert (stats["train_images"], stats["test_images"], stats["num_classes"]) == (n_train, n_test, len(classes))
+    assert {"paper_train", "paper_test", "notes", "per_class", "skipped", "warnings"} <= set(stats)
+    splits = json.loads((out / "splits.json").read_text())
+    labels = np.array([int(r["label"]) for r in rows if r["split"] == "train"])
+    assert splits["train"]["full"] == list(range(n_train))
+    present = np.unique(labels)
+    assert np.bincount(labels[splits["train"]["1"]], minlength=len(classes))[present].tolist() == [1] * len(present)
+    assert set(splits["probe"]["full"]["default"]) <= set(range(n_train)) and set(splits["probe"]["1"]) == {"default"}
+    return stats
+
+
+@pytest.mark.parametrize("name", REAL)
+def test_real_dataset_prepares_from_a_fake_of_its_layout(name, tmp_path):
+    assert sorted(FAKES) == REAL  # one fake per real dataset config
+    cfg, expected = FAKES[name](tmp_path)
+    out = run_prepare(cfg, tmp_path)
+    stats = check_layout(out, expected["classes"], expected["per_class"])
+    assert stats["skipped_count"] == expected.get("skipped", 0)
+    if "unreachable" in expected:
+        assert stats["unreachable"] == expected["unreachable"]
+    for row in read_manifest(out)[:2]:
+        with Image.open(out / row["path"]) as im:
+            assert (im.format, im.mode) == ("JPEG", "RGB")
+    data = PreparedDataset(out, image_size=8)
+    images, labels = data.test().batch([0])
+    assert tuple(images.shape) == (1, 3, 8, 8) and data.layout == "files"
+
+
+def test_official_and_stratified_split_rules_pick_the_right_images(tmp_path):
+    cfg, _ = fake_cub200(tmp_path / "cub")
+    rows = read_manifest(run_prepare(cfg, tmp_path / "cub"))
+    test_sources = {r["path"].split("/")[-1].rsplit("-", 1)[0] for r in rows if r["split"] == "test"}
+    assert test_sources == {"bird_3", "bird_4", "bird_7", "bird_8"}  # train_test_split.txt's 0s
+    samples = [Sample(Path(f"/x/{c}/{i}.jpg"), c, "all") for c in "ab" for i in range(20)]
+    first = assign_split(samples, {"rule": "stratified", "test_fraction": 0.25, "seed": 3}, "toy")
+    again = assign_split(list(reversed(samples)), {"rule": "stratified", "test_fraction": 0.25, "seed": 3}, "toy")
+    other = assign_split(samples, {"rule": "stratified", "test_fraction": 0.25, "seed": 4}, "toy")
+    as_set = lambda pairs: {(str(s.path), p) for s, p in pairs}  # noqa: E731
+    assert as_set(first) == as_set(again) != as_set(other)
+    assert sum(p == "test" for _, p in first) == 10
+    with pytest.raises(DataPrepError, match="exactly one of split.test_fraction"):
+        assign_split(samples, {"rule": "stratified"}, "toy")
+    with pytest.raises(DataPrepError, match="split.train_parts"):
+        assign_split(samples, {"rule": "official"}, "toy")
+
+
+def test_reruns_are_idempotent_and_large_images_are_resized(tmp_path):
+    fake_uc_merced(tmp_path)
+    image(tmp_path / "stage" / "UCMerced_LandUse" / "Images" / "beach" / "wide.png", size=(40, 24))
+    make_zip(tmp_path / "server" / "UCMerced_LandUse.zip", tmp_path / "stage")
+    cfg = serve(load_config("uc_merced"), tmp_path / "server")
+    out = run_prepare(cfg, tmp_path, resize_shorter=12)
+    check_layout(out, ["agricultural", "beach"], {"agricultural": (3, 1), "beach": (4, 1)})
+    sizes = []
+    for row in read_manifest(out):
+        with Image.open(out / row["path"]) as im:
+            sizes.append(im.size)
+    assert (20, 12) in sizes and all(min(size) <= 12 for size in sizes)
+    first = {p: p.stat().st_mtime_ns for p in (out / "images").rglob("*.jpg")}
+    manifest = (out / "manifest.csv").read_text()
+    run_prepare(cfg, tmp_path, resize_shorter=12)
+    assert {p: p.stat().st_mtime_ns for p in (out / "images").rglob("*.jpg")} == first
+    assert (out / "manifest.csv").read_text() == manifest
+
+
+def test_imagefolder_from_a_local_directory(tmp_path):
+    cfg = load_config("example_folder")
+    flat = tmp_path / "flat"
+    for c in ("cats", "dogs", "owls"):
+        for i in range(4):
+            image(flat / c / f"{i}.png")  # PNG in, RGB JPEG out
+    image(flat / "cats" / "sub" / "deeper.jpg")
+    write(flat / "dogs" / "notes.txt", "not an image\n")
+    cfg.update(path=str(flat), num_classes=3)
+    out = run_prepare(cfg, tmp_path, workers=2)
+    check_layout(out, ["cats", "dogs", "owls"], {"cats": (4, 1), "dogs": (3, 1), "owls": (3, 1)})
+    split_dirs = tmp_path / "split_dirs"
+    for part, n in (("train", 3), ("test", 2)):
+        for c in ("a", "b"):
+            for i in range(n):
+                image(split_dirs / part / c / f"{i}.jpg")
+    cfg.update(path=str(split_dirs), split={"rule": "official", "train_parts": ["train"], "test_parts": ["test"]})
+    check_layout(run_prepare(cfg, tmp_path / "second"), ["a", "b"], {"a": (3, 2), "b": (3, 2)})
+    cfg["path"] = str(tmp_path / "nowhere")
+    with pytest.raises(DataPrepError, match="config key path"):
+        run_prepare(cfg, tmp_path / "third")
+
+
+# ---------------------------------------------------------------- downloads
+
+
+def _payload(tmp: Path, n: int = 300_000) -> Path:
+    path = tmp / "src" / "blob.bin"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(np.random.default_rng(0).integers(0, 256, n, dtype=np.uint8).tobytes())
+    return path
+
+
+def test_checksum_mismatch_is_a_clear_error_and_a_mirror_is_tried(tmp_path):
+    good = _payload(tmp_path)
+    bad = tmp_path / "mirror_bad" / "blob.bin"
+    bad.parent.mkdir()
+    bad.write_bytes(b"something else")
+    md5 = digest(good, "md5")
+    dest = tmp_path / "raw" / "blob.bin"
+    with pytest.raises(DataPrepError, match=f"md5 mismatch, expected {md5}, got {digest(bad, 'md5')}") as err:
+        fetch([bad.as_uri()], dest, md5=md5)
+    assert "by hand" in str(err.value) and str(dest) in str(err.value)
+    assert not dest.exists() and not dest.with_name("blob.bin.part").exists()
+    missing = (tmp_path / "nowhere" / "blob.bin").as_uri()
+    assert fetch([missing, bad.as_uri(), good.as_uri()], dest, md5=md5) == dest
+    assert digest(dest, "md5") == md5
+
+
+def test_interrupted_download_resumes_from_the_part_file(tmp_path, caplog):
+    caplog.set_level("INFO", logger="data_prep")
+    good = _payload(tmp_path)
+    dest = tmp_path / "raw" / "blob.bin"
+    dest.parent.mkdir()
+    data = good.read_bytes()
+    dest.with_name("blob.bin.part").write_bytes(data[: len(data) // 2])
+    fetch([good.as_uri()], dest, sha256=digest(good, "sha256"), size=len(data))
+    assert dest.read_bytes() == data and not dest.with_name("blob.bin.part").exists()
+    assert "resuming blob.bin.part at 0.1 MB" in caplog.text
+
+
+class _RangeHandler(http.server.SimpleHTTPRequestHandler):
+    """Serves files with HTTP Range support (SimpleHTTPRequestHandler has none); records the ranges asked for."""
+
+    ranges: list = []
+
+    def send_head(self):
+        header = self.headers.get("Range")
+        if not header:
+            return super().send_head()
+        path = Path(self.translate_path(self.path))
+        data = path.read_bytes()
+        start = int(header.removeprefix("bytes=").split("-")[0])
+        type(self).ranges.append(start)
+        self.send_response(206)
+        self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
+        self.send_header("Content-Length", str(len(data) - start))
+        self.end_headers()
+        return io.BytesIO(data[start:])
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("honours_range", [True, False])
+def test_http_download_resumes_with_a_range_request_or_restarts(tmp_path, honours_range):
+    good = _payload(tmp_path)
+    plain = type("Plain", (http.server.SimpleHTTPRequestHandler,), {"log_message": lambda *a: None})
+    handler = _RangeHandler if honours_range else plain
+    _RangeHandler.ranges = []
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(handler, directory=str(good.parent)))
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        data = good.read_bytes()
+        dest = tmp_path / "raw" / "blob.bin"
+        dest.parent.mkdir()
+        dest.with_name("blob.bin.part").write_bytes(data[:100_000])
+        fetch([f"http://127.0.0.1:{server.server_address[1]}/blob.bin"], dest, md5=digest(good, "md5"))
+        assert dest.read_bytes() == data
+        assert _RangeHandler.ranges == ([100_000] if honours_range else [])
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_extract_refuses_path_traversal_and_runs_once(tmp_path):
+    evil = tmp_path / "evil.tar"
+    payload = tmp_path / "payload.txt"
+    payload.write_text("x")
+    with tarfile.open(evil, "w") as tf:
+        tf.add(payload, arcname="../escaped.txt")
+    with pytest.raises(DataPrepError, match="outside"):
+        extract(evil, tmp_path / "dest")
+    assert not (tmp_path / "escaped.txt").exists()
+    with zipfile.ZipFile(tmp_path / "evil.zip", "w") as zf:
+        zf.writestr("a/../../escaped.txt", "x")
+    with pytest.raises(DataPrepError, match="outside"):
+        extract(tmp_path / "evil.zip", tmp_path / "dest")
+    image(tmp_path / "src_dir" / "a.png")
+    good = make_zip(tmp_path / "good.zip", tmp_path / "src_dir")
+    extract(good, tmp_path / "dest2")
+    (tmp_path / "dest2" / "a.png").unlink()
+    extract(good, tmp_path / "dest2")  # the marker says it was unpacked: nothing happens
+    assert not (tmp_path / "dest2" / "a.png").exists()
+
+
+def test_manual_dataset_says_which_files_to_put_where(tmp_path):
+    cfg = load_config("imagenet")
+    with pytest.raises(DataPrepError) as err:
+        run_prepare(cfg, tmp_path)
+    message = str(err.value)
+    for needed in ("ILSVRC2012_img_train.tar", "ILSVRC2012_img_val.tar", "ILSVRC2012_devkit_t12.tar.gz",
+                   str(tmp_path / "raw"), "raw_dir", "image-net.org", "1d675b47d978889d74fa0da5fadfb00e"):
+        assert needed in message
+    cfg, _ = fake_stanford_cars(tmp_path / "cars")
+    (tmp_path / "cars" / "raw" / "cars_test_annos_withlabels.mat").unlink()
+    with pytest.raises(DataPrepError, match="cars_test_annos_withlabels.mat") as err:
+        run_prepare(cfg, tmp_path / "cars")
+    assert f"- {tmp_path / 'cars' / 'raw' / 'car_devkit.tgz'}" not in str(err.value)  # present files are not asked for
+
+
+def test_a_wrong_manual_file_names_the_dataset_file_and_checksum(tmp_path):
+    cfg, _ = fake_stanford_cars(tmp_path)
+    cfg["download"]["files"][0]["sha256"] = "0" * 64
+    with pytest.raises(DataPrepError, match=r"'stanford_cars': car_devkit.tgz: sha256 mismatch, expected 0{64}, got"):
+        run_prepare(cfg, tmp_path)
+
+
+# ---------------------------------------------------------------- readers
+
+
+def test_image_files_and_arrays_are_torch_datasets_with_one_api(tmp_path):
+    cfg, _ = fake_dtd(tmp_path)
+    data = PreparedDataset(run_prepare(cfg, tmp_path), image_size=8)
+    train, test = data.train("full"), data.test()
+    assert isinstance(train, ImageFiles) and train.train_transform and not test.train_transform
+    assert not data.probe_set("full").train_transform and len(data.train("1")) == 2
+    x, y = test[1]
+    assert tuple(x.shape) == (3, 8, 8) and x.dtype == torch.float32 and y == int(test.labels[1])
+    batch, labels = test.batch(torch.tensor([1, 2]))
+    assert torch.allclose(batch[0], x) and labels.dtype == torch.long and test.num_classes == 2
+    assert torch.equal(test.subset([2, 1]).labels, test.labels[[2, 1]])
+    assert test.augmented(True).train_transform and not train.augmented(False).train_transform
+    loader = torch.utils.data.DataLoader(train, batch_size=3)
+    images, targets = next(iter(loader))
+    assert tuple(images.shape) == (3, 3, 8, 8) and targets.dtype == torch.long
+    arrays = ImageArrays(torch.randint(0, 256, (4, 6, 6, 3), dtype=torch.uint8), torch.tensor([0, 1, 0, 1]))
+    first, label = arrays[2]
+    assert torch.allclose(first, arrays.batch(torch.tensor([2]))[0][0]) and label == 0
+    assert arrays.augmented(True) is arrays
