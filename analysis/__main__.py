@@ -8,6 +8,7 @@
 """
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import hydra
@@ -16,6 +17,8 @@ from omegaconf import OmegaConf
 
 from analysis.config import STEPS, AnalysisConfig
 from analysis.tables import TABLE_FILES, AnalysisError, load_table, split_zoos, write_tables
+
+log = logging.getLogger("analysis")
 
 
 def _generalist(cfg) -> str:
@@ -52,7 +55,12 @@ def run(cfg: AnalysisConfig) -> list[Path]:
         # Guided Recommendation's recommenders, trained leave-one-target-out on the fine-tuning
         # history, rank experts like any score
         targets = difficulty_table(load_table(tables_dir / TABLE_FILES["targets"]), scores, generalist)
-        learned = recommend(zoo, finetune, scores, targets, seed=cfg.seed)
+        if finetune["target"].nunique() >= 2 and set(zip(finetune["target"], finetune["shots"])) <= set(
+                zip(targets["target"], targets["shots"])):
+            learned = recommend(zoo, finetune, scores, targets, seed=cfg.seed)
+        else:
+            log.warning("no learned recommenders: they need 2 or more fine-tuned targets, each in targets.csv")
+            learned = scores.iloc[:0]
         # strategies (task-agnostic, hybrids, "<m>+l", ...) are evaluated as extra methods
         ranked = pd.concat([scores, learned, all_strategies(scores, zoo)], ignore_index=True)
         tables = {"selection_eval": evaluate_selection(finetune, ranked, generalist, k),
