@@ -86,6 +86,9 @@ def run(cfg: AnalysisConfig) -> list[Path]:
     figures.fig4_top3_gain(selection, gain_bounds(finetune, generalist), out[1], k)
     figures.fig6a_trials_to_best(selection, out[2])
     figures.fig6b_spearman(selection, out[3])
+    if cfg.theta_f_records:
+        out.append(figures_dir / "fig8_theta_f.png")
+        figures.fig8_theta_f(list(cfg.theta_f_records), out[-1])
     return out
 
 

@@ -21,6 +21,8 @@ class AnalysisConfig:
     finetune_records: List[str] = field(default_factory=list)
     score_records: List[str] = field(default_factory=list)
     multidomain_records: List[str] = field(default_factory=list)
+    # Fig. 8: features saved while fine-tuning (finetune theta_f_out files; step=figures)
+    theta_f_records: List[str] = field(default_factory=list)
     # prepared target directories (splits.json, classes.json): dataset meta-features
     target_dirs: List[str] = field(default_factory=list)
     # expert id playing ImageNet's role in the paper, e.g. resnet-generalist (evaluate/figures)

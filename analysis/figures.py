@@ -173,3 +173,50 @@ def fig6b_spearman(selection_df: pd.DataFrame, out_png) -> pd.DataFrame:
     """Fig. 6b: mean Spearman correlation between scores and fine-tuned accuracy."""
     return _grouped_bars(selection_df, "spearman", "Spearman correlation (mean over targets)",
                          "Score vs fine-tuned accuracy rank correlation (higher is better)", out_png)
+
+
+def theta_f(features: np.ndarray) -> np.ndarray:
+    """Theta_F as Fig. 8 shows it: the correlation between the samples' (centred) features,
+    F F^T normalised to a unit diagonal."""
+    f = features - features.mean(axis=0, keepdims=True)
+    norms = np.linalg.norm(f, axis=1, keepdims=True)
+    f = f / np.where(norms > 0, norms, 1.0)
+    return f @ f.T
+
+
+def fig8_theta_f(records: list, out_png, max_experts: int = 8) -> pd.DataFrame:
+    """Fig. 8: Theta_F of each expert (rows) at the saved epochs of fine-tuning (columns), samples
+    grouped by class. The CSV holds, per expert and epoch, the mean Theta_F within and between
+    classes and their difference (block-diagonal contrast: high when same-class features align)."""
+    rows, panels = [], []
+    for path in records:
+        with np.load(path) as z:
+            labels, epochs, expert = z["labels"], z["epochs"], str(z["expert"])
+            same = labels[:, None] == labels[None, :]
+            off_diagonal = ~np.eye(len(labels), dtype=bool)
+            for epoch, features in zip(epochs, z["features"]):
+                theta = theta_f(features.astype(np.float64))
+                within, between = theta[same & off_diagonal].mean(), theta[~same].mean()
+                rows.append({"expert": expert, "target": str(z["target"]), "shots": str(z["shots"]),
+                             "lr": float(z["lr"]), "epoch": int(epoch), "within_class": within,
+                             "between_class": between, "contrast": within - between})
+                panels.append((expert, int(epoch), theta))
+    data = pd.DataFrame(rows)
+    # the experts whose pre-training separates the target's classes best at epoch 0, as in the paper
+    start = data[data["epoch"] == data["epoch"].min()].sort_values("contrast", ascending=False)
+    shown = list(start["expert"])[:max_experts]
+    epochs = sorted(data["epoch"].unique())
+    fig, axes = plt.subplots(len(shown), len(epochs), figsize=(2.4 * len(epochs), 2.4 * len(shown)), squeeze=False)
+    lookup = {(e, ep): t for e, ep, t in panels}
+    for i, expert in enumerate(shown):
+        for j, epoch in enumerate(epochs):
+            ax = axes[i, j]
+            ax.imshow(lookup[(expert, epoch)], cmap="RdBu_r", vmin=-1, vmax=1, interpolation="nearest")
+            ax.set_xticks([]), ax.set_yticks([])
+            if i == 0:
+                ax.set_title(f"epoch {epoch}", fontsize=9)
+            if j == 0:
+                ax.set_ylabel(expert, fontsize=8)
+    target = data["target"].iloc[0] if len(data) else ""
+    fig.suptitle(f"Theta_F while fine-tuning on {target} (rows: experts by epoch-0 contrast)", fontsize=10)
+    return _save(fig, data, out_png)

@@ -11,6 +11,17 @@ from zoo_training.config import RuntimeConfig, TrainConfig
 
 
 @dataclass
+class ThetaFConfig:
+    """Deshpande Fig. 8: the probe set's features during one grid point's fine-tuning."""
+
+    target: Optional[str] = None  # null: no snapshots
+    shots: str = "full"
+    lr: float = 0.005
+    # when to save them, as fractions of the fine-tuning epochs (the paper: epochs 0, 15 and 30 of 30)
+    fractions: List[float] = field(default_factory=lambda: [0.0, 0.5, 1.0])
+
+
+@dataclass
 class FinetuneConfig:
     train: TrainConfig = MISSING
     expert: str = MISSING
@@ -28,6 +39,9 @@ class FinetuneConfig:
     seed: int = 0
     threads: int = 1
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
+    # Fig. 8: save features of that grid point to theta_f_out (.npz)
+    theta_f: ThetaFConfig = field(default_factory=ThetaFConfig)
+    theta_f_out: Optional[str] = None
 
 
 ConfigStore.instance().store(name="finetune_schema", node=FinetuneConfig)

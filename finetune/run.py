@@ -8,10 +8,15 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from pathlib import Path
 
+import numpy as np
+import torch
+
 from data_prep.readers import PreparedDataset
+from zoo_training.architectures import penultimate_features
 from zoo_training.engine import fit, set_determinism
 from zoo_training.experts import load_expert, new_head
 from zoo_training.runtime import runtime_from_env
@@ -42,6 +47,35 @@ def grid(targets, shots, lrs, full_targets=None) -> list[tuple[str, str, float]]
             if str(s) != "full" or full_targets is None or t in full_targets]
 
 
+class ThetaFSnapshots:
+    """Penultimate features of the target's default probe set (25 per class, grouped by class)
+    at the chosen epochs of one fine-tuning run: the data of Deshpande Fig. 8, Theta_F = F F^T."""
+
+    def __init__(self, data, shots: str, epochs: list[int], runtime):
+        probe = data.probe_set(shots, "default")
+        order = torch.argsort(probe.labels, stable=True)  # samples grouped by class, as the figure
+        self.probe, self.labels = probe.subset(order), probe.labels[order].numpy()
+        self.epochs, self.runtime, self.features = sorted(set(epochs)), runtime, {}
+
+    @torch.no_grad()
+    def __call__(self, epoch: int, model) -> None:
+        if epoch not in self.epochs:
+            return
+        model.eval()
+        parts = []
+        for start in range(0, len(self.probe), 256):
+            images, _ = self.runtime.to_device(*self.probe.batch(torch.arange(start, min(start + 256, len(self.probe)))))
+            parts.append(penultimate_features(model, images)[0].float().cpu())
+        self.features[epoch] = torch.cat(parts).numpy()
+
+    def save(self, path: Path, expert: str, target: str, shots: str, lr: float) -> None:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_name(path.name + ".tmp.npz")
+        np.savez(tmp, features=np.stack([self.features[e] for e in self.epochs]), epochs=np.array(self.epochs),
+                 labels=self.labels, expert=expert, target=target, shots=shots, lr=lr)
+        os.replace(tmp, path)
+
+
 def finetune_expert(cfg, schedule_for) -> list[dict]:
     """Rows {expert, target, shots, lr, test_accuracy, seconds}; `schedule_for(lr)` gives the SGD schedule."""
     set_determinism(cfg.threads)
@@ -51,9 +85,16 @@ def finetune_expert(cfg, schedule_for) -> list[dict]:
     partial.parent.mkdir(parents=True, exist_ok=True)
     done = _done_rows(partial)
     points = grid(cfg.targets, cfg.shots, cfg.lrs, cfg.full_targets)
+    theta_point = None
+    if cfg.theta_f.target is not None:
+        theta_point = (cfg.theta_f.target, str(cfg.theta_f.shots), float(cfg.theta_f.lr))
+        if theta_point not in points or not cfg.theta_f_out:
+            raise ValueError(f"theta_f names {theta_point}, which is not a point of this expert's grid "
+                             f"(or theta_f_out is unset); choose a target, shots and lr that it fine-tunes")
     rows, began, datasets = [], time.perf_counter(), {}
     for i, (target, shots, lr) in enumerate(points, 1):
-        if (target, shots, lr) in done:
+        redo_theta = theta_point == (target, shots, lr) and not Path(cfg.theta_f_out).exists()
+        if (target, shots, lr) in done and not redo_theta:
             rows.append(done[(target, shots, lr)])
             continue
         if target not in datasets:
@@ -61,8 +102,13 @@ def finetune_expert(cfg, schedule_for) -> list[dict]:
         data = datasets[target]
         model, _ = load_expert(cfg.expert_path)
         model = new_head(model, data.num_classes, cfg.seed)
-        result = fit(model, data.train(shots), schedule_for(lr), seed=cfg.seed, test=data.test(),
-                     name=f"{cfg.expert}->{target}/{shots}/lr={lr}", runtime=runtime)
+        schedule, snapshots = schedule_for(lr), None
+        if theta_point == (target, shots, lr):
+            snapshots = ThetaFSnapshots(data, shots, [round(f * schedule.epochs) for f in cfg.theta_f.fractions], runtime)
+        result = fit(model, data.train(shots), schedule, seed=cfg.seed, test=data.test(),
+                     name=f"{cfg.expert}->{target}/{shots}/lr={lr}", runtime=runtime, epoch_hook=snapshots)
+        if snapshots is not None:
+            snapshots.save(Path(cfg.theta_f_out), cfg.expert, target, shots, lr)
         row = {"expert": cfg.expert, "target": target, "shots": shots, "lr": lr,
                "test_accuracy": result["test_accuracy"], "seconds": result["seconds"]}
         with partial.open("a") as f:

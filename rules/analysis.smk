@@ -68,6 +68,7 @@ rule figures:
         zoo=TABLES / "zoo_accuracy.csv",
         finetune=TABLES / "finetune.csv",
         scores=TABLES / "scores.csv",
+        theta_f=expand(RESULTS / "records/theta_f/{expert}.npz", expert=EXPERTS) if THETA_F else [],
     output:
         figures=[
             report(FIGURES / f"{name}.png", caption=CAPTIONS / f"{name}.rst", category="Figures")
@@ -79,13 +80,14 @@ rule figures:
         generalist=REFERENCE_EXPERT,
         run_dir=run_dir("analysis", "figures"),
         top_k=SELECTION.get("top_k", 3),
+        theta_f=lambda wc, input: f"'theta_f_records={hydra_list(input.theta_f)}'" if THETA_F else "",
     log:
         RESULTS / "logs/analysis/figures.log",
     benchmark:
         RESULTS / "benchmarks/analysis/figures.tsv"
     shell:
         "python -m analysis step=figures results_dir={params.results} generalist={params.generalist} "
-        "top_k={params.top_k} hydra.run.dir={params.run_dir} hydra.job.chdir=false > {log} 2>&1"
+        "top_k={params.top_k} {params.theta_f} hydra.run.dir={params.run_dir} hydra.job.chdir=false > {log} 2>&1"
 
 
 ANALYSIS_OUTPUTS = [

@@ -23,6 +23,7 @@ SELECTION = config["selection"]
 OVERRIDES = config["overrides"]
 FULL_TARGETS = config.get("full_targets", TARGETS)
 MULTIDOMAIN = config.get("multidomain")
+THETA_F = config.get("theta_f")
 
 
 
@@ -56,6 +57,11 @@ def check_config():
         if MULTIDOMAIN["finetune_variant"] not in MULTIDOMAIN["variants"]:
             fail(f"multidomain.finetune_variant {MULTIDOMAIN['finetune_variant']!r} is not among its variants "
                  f"{MULTIDOMAIN['variants']}")
+    if THETA_F:
+        point = (THETA_F["target"], str(THETA_F["shots"]), float(THETA_F["lr"]))
+        in_grid = point[0] in (FULL_TARGETS if point[1] == "full" else TARGETS) and point[1] in SHOTS
+        if not in_grid or point[2] not in [float(lr) for lr in config["finetune_lrs"]]:
+            fail(f"theta_f {THETA_F} is not a point of the fine-tuning grid (targets / full_targets, shots, finetune_lrs)")
     datasets = {name: load_dataset_config(name) for name in SOURCES + TARGETS}
     for name in TARGETS:
         per_class = datasets[name].get("train_per_class")
@@ -205,7 +211,8 @@ def zoo_inputs(wc):
 
 TABLES = RESULTS / "tables"
 FIGURES = RESULTS / "figures"
-FIGURE_NAMES = ["fig2_finetune_error", "fig4_top3_gain", "fig6a_trials_to_best", "fig6b_spearman"]
+FIGURE_NAMES = ["fig2_finetune_error", "fig4_top3_gain", "fig6a_trials_to_best", "fig6b_spearman"] + (
+    ["fig8_theta_f"] if THETA_F else [])
 CAPTIONS = Path(workflow.basedir) / "report" / "captions"
 
 

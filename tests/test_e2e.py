@@ -1,4 +1,5 @@
-"""The whole DAG, end to end, on a smaller cut of the mini benchmark (run twice: determinism)."""
+"""The whole DAG, end to end, on a smaller cut of the mini benchmark (run twice: determinism),
+with one target a user added by config: a folder of class sub-folders of image files."""
 import subprocess
 
 import pandas as pd
@@ -12,17 +13,42 @@ TINY = {
     **MINI,
     "benchmark": "tiny",
     "sources": ["generalist", "mosaic"],
-    "targets": ["mosaic_target", "novel_target"],
+    "targets": ["mosaic_target", "novel_target", "e2e_user_folder"],
     "shots": ["full", "5"],
     "finetune_lrs": [0.01, 0.001],
+    "theta_f": {"target": "mosaic_target", "shots": "full", "lr": 0.01},
     "overrides": {
         "zoo_training": ["train=mini", "train.epochs=2"],
         "finetune": ["train=finetune_mini", "train.epochs=2"],
     },
 }
-TABLES = ["zoo_accuracy", "finetune", "scores", "selection_eval", "compute_cost", "regret", "parc_protocol",
-          "probe_size_ablation"]
-FIGURES = ["fig2_finetune_error", "fig4_top3_gain", "fig6a_trials_to_best", "fig6b_spearman"]
+TABLES = ["zoo_accuracy", "finetune", "scores", "targets", "selection_eval", "compute_cost", "regret",
+          "parc_protocol", "probe_size_ablation", "gr_table2"]
+FIGURES = ["fig2_finetune_error", "fig4_top3_gain", "fig6a_trials_to_best", "fig6b_spearman", "fig8_theta_f"]
+
+
+USER_TARGET = ROOT / "configs/dataset/e2e_user_folder.yaml"
+
+
+@pytest.fixture(scope="module", autouse=True)
+def user_target(tmp_path_factory):
+    """What the README tells a user to do: a folder <class>/<image>, and a dataset config naming it
+    (copied from configs/dataset/example_folder.yaml), then one more line in the target list."""
+    from PIL import Image
+
+    from data_prep.synthetic import DomainSpec, generate
+
+    folder = tmp_path_factory.mktemp("user_images")
+    arrays = generate(DomainSpec(families=(3,), motifs=tuple(range(16)), num_classes=4, train_per_class=16,
+                                 test_per_class=1, image_size=32, noise=0.3, class_seed=21, seed=121))
+    for i, (image, label) in enumerate(zip(arrays["train_images"], arrays["train_labels"])):
+        (folder / f"class_{label}").mkdir(exist_ok=True)
+        Image.fromarray(image).save(folder / f"class_{label}" / f"{i}.png")
+    config = yaml.safe_load((ROOT / "configs/dataset/example_folder.yaml").read_text())
+    config.update(name="e2e_user_folder", path=str(folder), num_classes=4, image_size=32)
+    USER_TARGET.write_text(yaml.safe_dump(config))
+    yield folder
+    USER_TARGET.unlink()
 
 
 def run_pipeline(workdir, *extra):
@@ -48,14 +74,17 @@ def test_pipeline_writes_every_table_and_figure(first_run):
         assert (first_run / "figures" / f"{name}.png").stat().st_size > 10_000
         assert (first_run / "figures" / f"{name}.csv").exists()
     finetune = pd.read_csv(first_run / "tables/finetune.csv", dtype={"shots": str})
-    assert len(finetune) == 6 * 2 * 2 * 2  # experts x targets x shots x lrs
+    assert len(finetune) == 6 * 3 * 2 * 2  # experts x targets x shots x lrs
+    # the user's target went through the whole DAG: 16 images per class, a 75/25 stratified split
+    user = pd.read_csv(first_run / "tables/targets.csv", dtype={"shots": str}).query("target == 'e2e_user_folder'")
+    assert dict(zip(user["shots"], user["images"])) == {"full": 48, "5": 20}
     assert set(finetune["lr"]) == {0.01, 0.001}
     methods = set(TINY["selection"]["methods"]) | set(TINY["selection"]["variants"])
     scores = pd.read_csv(first_run / "tables/scores.csv", dtype={"shots": str})
     assert set(scores["method"]) == methods
     evaluation = pd.read_csv(first_run / "tables/selection_eval.csv", dtype={"shots": str})
     assert methods | {"task_agnostic"} <= set(evaluation["method"])
-    assert len(evaluation) == evaluation["method"].nunique() * 2 * 2  # one row per method x target x shots
+    assert len(evaluation) == evaluation["method"].nunique() * 3 * 2  # one row per method x target x shots
     assert evaluation["trials_to_best"].between(1, 6).all()
 
 

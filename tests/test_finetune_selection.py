@@ -3,6 +3,8 @@ import json
 
 import numpy as np
 import pytest
+
+from zoo_training.config import RuntimeConfig
 import torch
 from omegaconf import OmegaConf
 
@@ -32,7 +34,9 @@ def setup(tmp_path_factory):
 
 
 def _cfg(root, **extra):
-    return OmegaConf.create({"expert": "densenet-src", "expert_path": str(root / "expert.pt"), "data_root": str(root / "data"),
+    # the fine-tuning and selection stages' keys (defaults of FinetuneConfig where it has them)
+    return OmegaConf.create({"runtime": OmegaConf.structured(RuntimeConfig), "theta_f": {"target": None},
+                             "full_targets": None, "expert": "densenet-src", "expert_path": str(root / "expert.pt"), "data_root": str(root / "data"),
                              "targets": ["toy"], "shots": ["full", "5"], "seed": 0, "threads": 1, **extra})
 
 
@@ -61,6 +65,25 @@ def test_fine_tuning_is_deterministic(setup):
     a = finetune_run.finetune_expert(_cfg(setup, lrs=[0.01], out=str(setup / "a.json")), _schedule)
     b = finetune_run.finetune_expert(_cfg(setup, lrs=[0.01], out=str(setup / "b.json")), _schedule)
     assert [r["test_accuracy"] for r in a] == [r["test_accuracy"] for r in b]
+
+
+def test_theta_f_snapshots_and_the_grid_rules(setup):
+    """Fig. 8: one grid point saves the probe features at epochs 0, 1, 2, grouped by class; the
+    full setting only for full_targets; a theta_f point outside the grid is refused."""
+    theta = setup / "theta.npz"
+    cfg = _cfg(setup, lrs=[0.01, 0.001], out=str(setup / "t.json"), theta_f_out=str(theta),
+               theta_f={"target": "toy", "shots": "full", "lr": 0.001, "fractions": [0.0, 0.5, 1.0]})
+    finetune_run.finetune_expert(cfg, _schedule)
+    with np.load(theta) as z:
+        assert list(z["epochs"]) == [0, 1, 2] and z["features"].shape[:2] == (3, len(z["labels"]))
+        assert (np.diff(z["labels"]) >= 0).all() and str(z["expert"]) == "densenet-src"
+        assert not np.allclose(z["features"][0], z["features"][2])  # fine-tuning moved them
+    assert finetune_run.grid(["a", "b"], ["full", "5"], [0.1], full_targets=["a"]) == [
+        ("a", "full", 0.1), ("a", "5", 0.1), ("b", "5", 0.1)]
+    bad = _cfg(setup, lrs=[0.01], out=str(setup / "u.json"), theta_f_out=str(theta),
+               theta_f={"target": "toy", "shots": "full", "lr": 0.005, "fractions": [0.0]})
+    with pytest.raises(ValueError, match="not a point of this expert's grid"):
+        finetune_run.finetune_expert(bad, _schedule)
 
 
 METHODS = ["lfc", "lgc", "leep", "parc", "random"]

@@ -169,6 +169,7 @@ def fit(
     logger: RunLogger | None = None,
     plan: Callable[[torch.Generator], list[Batch]] | None = None,
     set_domain: Callable[[nn.Module, int], None] | None = None,
+    epoch_hook: Callable[[int, nn.Module], None] | None = None,
 ) -> dict:
     """Train `model` in place with `schedule`; returns {'test_accuracy', 'seconds', 'history'}.
 
@@ -180,6 +181,9 @@ def fit(
     With `checkpoint`, the state after every epoch goes to that file (main rank, atomically)
     and a run that finds it resumes from it. Shuffling is seeded per epoch, so a resumed run
     ends with the same weights as an uninterrupted one.
+
+    `epoch_hook(epoch, model)` runs before the first epoch (epoch 0) and after every epoch
+    (e.g. fine-tuning saves the probe set's features for Deshpande Fig. 8).
     """
     datasets = list(train) if plan is not None else [train]
     datasets = [d.augmented(True) if hasattr(d, "augmented") else d for d in datasets]
@@ -211,6 +215,8 @@ def fit(
         if runtime.is_main:
             log.info("%s: resumed from %s at epoch %d/%d", name, checkpoint, start_epoch, schedule.epochs)
 
+    if epoch_hook is not None and start_epoch == 0:
+        epoch_hook(0, model)
     for epoch in range(start_epoch, schedule.epochs):
         began = time.perf_counter()
         epoch_seed = seed * 100_003 + epoch
@@ -240,6 +246,8 @@ def fit(
                 },
                 checkpoint,
             )
+        if epoch_hook is not None:
+            epoch_hook(epoch + 1, model)
         runtime.barrier()
     if test is None:
         accuracy = float("nan")

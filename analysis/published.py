@@ -1,0 +1,211 @@
+"""The papers' published numbers beside the reproduced ones, and the key numbers of a run.
+
+``report/published/*.csv`` hold numbers transcribed from the papers' tables (each row's ``source``
+names paper and table; method, dataset and shot names are this project's):
+
+- deshpande_table1.csv: expert source accuracy (arch, init: scratch = x / generalist = check mark,
+  dataset), plus the "Reported Acc." literature row (arch "reported");
+- deshpande_table2.csv: multi-domain accuracies (single_domain, shared, multi_bn, adapter);
+- deshpande_table3.csv: compute multiples (brute_force, top3_finetune, score per method);
+- parc_mean_pc.csv: PARC's mean Pearson (x100) and time per transfer (ms) per method, from its
+  Table 1, Fig. 2b (PCA variants ``<m>_pca<d>``) and Table 4 (PARC, "+l" rows);
+- parc_table2.csv (evaluation modes), parc_table3.csv (with the "+l" depth term);
+- guided_table2.csv: Guided Recommendation's Table 2 (mean Pearson per benchmark, LR / FM
+  recommenders trained on ImageNet history or leave-one-out).
+
+`compare` puts reproduced and published values side by side with their difference; the
+``compare_*`` adapters bring each reproduced table into the published shape. They mean something
+only on the paper benchmark (`is_paper_benchmark`): `write_comparisons` writes nothing otherwise.
+Guided Recommendation's benchmarks (19 fine-grained, DomainNet, VTAB) are not this benchmark's
+targets: its comparison is a reference point, not a reproduction.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from analysis.tables import load_table, shots_order
+
+PUBLISHED_DIR = Path(__file__).resolve().parents[1] / "report" / "published"
+PAPER_SOURCES = ("resisc45", "food101", "logo2k", "landmarks_v2", "inaturalist2019", "imaterialist2019",
+                 "imagenet", "places365")
+PAPER_ARCHS = ("resnet", "densenet")  # ResNet-101, DenseNet-169
+PARC_MODES = ("source_and_arch", "architecture", "source", "target")
+
+
+def load_published(name: str) -> pd.DataFrame:
+    """One transcribed table (``report/published/<name>.csv``); text columns never NaN."""
+    df = pd.read_csv(PUBLISHED_DIR / f"{name}.csv", dtype={"shots": str, "method": str, "init": str})
+    text = df.select_dtypes(exclude="number").columns
+    df[text] = df[text].fillna("")
+    return df
+
+
+def is_paper_benchmark(zoo: pd.DataFrame) -> bool:
+    """True when the zoo is the paper's: every paper source, only ResNet / DenseNet experts."""
+    return set(PAPER_SOURCES) <= set(zoo["source"]) and set(zoo["arch"]) <= set(PAPER_ARCHS)
+
+
+def compare(reproduced: pd.DataFrame, published: pd.DataFrame, keys, value: str = "value") -> pd.DataFrame:
+    """Every published row (on ``keys``) with the reproduced ``value`` beside it: columns keys,
+    reproduced, published, difference (reproduced - published; NaN where not reproduced), source."""
+    keys = list(keys)
+    norm = lambda df: df.assign(**{k: df[k].fillna("").astype(str) for k in keys})  # noqa: E731
+    pub = norm(published)[keys + [value] + (["source"] if "source" in published else [])]
+    rep = norm(reproduced)[keys + [value]].drop_duplicates(keys)
+    out = pub.rename(columns={value: "published"}).merge(rep.rename(columns={value: "reproduced"}), on=keys, how="left")
+    out["difference"] = out["reproduced"].astype(float) - out["published"].astype(float)
+    return out.reindex(columns=keys + ["reproduced", "published", "difference", "source"])
+
+
+def compare_deshpande_table1(table1: pd.DataFrame) -> pd.DataFrame:
+    """table1_zoo_accuracy (arch, init, one column per source) vs Deshpande Table 1."""
+    rep = table1.melt(id_vars=["arch", "init"], var_name="dataset", value_name="value")
+    pub = load_published("deshpande_table1")
+    return compare(rep, pub[pub["arch"] != "reported"].rename(columns={"accuracy": "value"}), ["arch", "init", "dataset"])
+
+
+def compare_deshpande_table2(table2: pd.DataFrame) -> pd.DataFrame:
+    """table2_multidomain (source, single_domain, shared, multi_bn, adapter) vs Deshpande Table 2."""
+    rep = table2.melt(id_vars=["source"], var_name="variant", value_name="value").rename(columns={"source": "dataset"})
+    return compare(rep, load_published("deshpande_table2").rename(columns={"accuracy": "value"}), ["dataset", "variant"])
+
+
+def compare_deshpande_table3(compute_cost: pd.DataFrame) -> pd.DataFrame:
+    """compute_cost.csv (shots, item, method, multiple) vs Deshpande Table 3."""
+    return compare(compute_cost.rename(columns={"multiple": "value"}),
+                   load_published("deshpande_table3").rename(columns={"multiple": "value"}), ["shots", "item", "method"])
+
+
+def _full(df: pd.DataFrame, shots: str) -> pd.DataFrame:
+    return df[df["shots"].astype(str) == shots] if "shots" in df else df
+
+
+def compare_parc_mean_pc(parc_table1: pd.DataFrame, shots: str = "full") -> pd.DataFrame:
+    """parc_table1 (or parc_protocol.csv) mean Pearson x100 vs PARC Table 1, Fig. 2b and Table 4."""
+    return compare(_full(parc_table1, shots).rename(columns={"pearson_mean": "value"}),
+                   load_published("parc_mean_pc").rename(columns={"pearson_mean": "value"}), ["method"])
+
+
+def compare_parc_table2(modes: pd.DataFrame, shots: str = "full") -> pd.DataFrame:
+    """parc_table2_modes (<mode>_mean columns) vs PARC Table 2."""
+    rep = _full(modes, shots).melt(id_vars=["method"], value_vars=[f"{m}_mean" for m in PARC_MODES],
+                                   var_name="mode", value_name="value")
+    rep["mode"] = rep["mode"].str.removesuffix("_mean")
+    return compare(rep, load_published("parc_table2").rename(columns={"pearson_mean": "value"}), ["method", "mode"])
+
+
+def compare_parc_table3(depth: pd.DataFrame, shots: str = "full") -> pd.DataFrame:
+    """parc_table3_depth (original_mean, depth_mean) vs PARC Table 3 ("calibration": original / depth)."""
+    def long(df):
+        return df.melt(id_vars=["method"], value_vars=["original_mean", "depth_mean"], var_name="calibration",
+                       value_name="value").assign(calibration=lambda d: d["calibration"].str.removesuffix("_mean"))
+    pub = load_published("parc_table3")
+    pub = long(pub).merge(pub[["method", "source"]], on="method")
+    return compare(long(_full(depth, shots)), pub, ["method", "calibration"])
+
+
+def compare_guided_table2(gr_table2: pd.DataFrame, shots: str = "full", benchmark: str = "fine_grained_19",
+                          training: str = "loo") -> pd.DataFrame:
+    """gr_table2.csv's ``shots`` column vs Guided Recommendation Table 2 on ``benchmark``
+    (feature-based rows and the recommenders trained with ``training``: "loo" as here, or "imagenet")."""
+    pub = load_published("guided_table2")
+    pub = pub[(pub["benchmark"] == benchmark) & pub["training"].isin(["", training])]
+    rep = gr_table2.rename(columns={shots: "value"}) if shots in gr_table2 else gr_table2.assign(value=np.nan)
+    return compare(rep, pub.rename(columns={"pearson": "value"}), ["method"])
+
+
+# published table -> (reproduced file under <results>/, adapter)
+COMPARISONS = {
+    "deshpande_table1": ("tables/table1_zoo_accuracy.csv", compare_deshpande_table1),
+    "deshpande_table2": ("tables/table2_multidomain.csv", compare_deshpande_table2),
+    "deshpande_table3": ("tables/compute_cost.csv", compare_deshpande_table3),
+    "parc_mean_pc": ("tables/parc_table1.csv", compare_parc_mean_pc),
+    "parc_table2": ("tables/parc_table2_modes.csv", compare_parc_table2),
+    "parc_table3": ("tables/parc_table3_depth.csv", compare_parc_table3),
+    "guided_table2": ("tables/gr_table2.csv", compare_guided_table2),
+}
+
+
+def write_comparisons(ctx: dict, tables_dir, out_dir=None) -> list[Path]:
+    """On the paper benchmark only: ``published_<name>.csv`` (in ``out_dir``, default
+    ``tables_dir``) for every COMPARISONS entry whose reproduced table exists; returns the paths."""
+    if not is_paper_benchmark(ctx["zoo"]):
+        return []
+    results, out_dir = Path(tables_dir).parent, Path(out_dir or tables_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    paths = []
+    for name, (file, adapter) in COMPARISONS.items():
+        if (results / file).is_file():
+            paths.append(out_dir / f"published_{name}.csv")
+            adapter(load_table(results / file)).to_csv(paths[-1], index=False)
+    return paths
+
+
+# --------------------------------------------------------------------------- summary.md
+
+def _md_table(df: pd.DataFrame, digits: int = 2) -> str:
+    """A pipe table (no tabulate dependency)."""
+    fmt = lambda v: "" if isinstance(v, float) and np.isnan(v) else f"{v:.{digits}f}" if isinstance(v, float) else str(v)  # noqa: E731
+    lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
+    lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
+    return "\n".join(lines)
+
+
+def _by_shots(df: pd.DataFrame, value: str, index: str = "method") -> pd.DataFrame:
+    """Mean of ``value`` per ``index`` (rows, in order of appearance) and shots (columns)."""
+    from analysis.protocols import method_order
+    wide = df.groupby([index, "shots"])[value].mean().unstack("shots")
+    rows = method_order(wide.index) if index == "method" else list(dict.fromkeys(df[index]))
+    wide = wide.reindex(index=rows, columns=shots_order(wide.columns))
+    wide.columns.name = None
+    return wide.reset_index()
+
+
+def summary_markdown(ctx: dict, tables_dir) -> str:
+    """The key numbers of a run as Markdown (for summary.md): mean over targets of Spearman,
+    Pearson, top-k gain and trials to best per method (selection_eval.csv), PARC's mean Pearson
+    over probe draws (parc_protocol.csv), the fraction of targets with zero regret at budgets
+    1-3 (wm_zero_regret.csv, else computed from ``ctx``) and, on the paper benchmark, the mean
+    absolute difference to each published table (published_*.csv). Missing tables are skipped
+    or recomputed from ``ctx``."""
+    from analysis.artifacts import WM_ZERO, pool_rankings, zero_regret_curve
+    from analysis.protocols import evaluate_selection
+    from analysis.tables import split_zoos
+    tables_dir, k = Path(tables_dir), int(ctx.get("top_k", 3))
+    out = ["# Summary", ""]
+    path = tables_dir / "selection_eval.csv"
+    ev = load_table(path) if path.is_file() else evaluate_selection(
+        split_zoos(ctx["finetune"])[0], split_zoos(ctx["scores"])[0], ctx["generalist"], k)
+    for value, title in (("spearman", "Spearman correlation"), ("pearson", "Pearson correlation"),
+                         (f"top{k}_gain", f"top-{k} gain over the generalist (% points)"),
+                         ("trials_to_best", "trials to the best expert")):
+        if value in ev:
+            out += [f"## Mean {title} over targets", "", _md_table(_by_shots(ev, value)), ""]
+    path = tables_dir / "parc_protocol.csv"
+    if path.is_file() and len(parc := load_table(path)):
+        parc = parc.assign(pearson=[f"{m:.1f} ± {s:.1f}" for m, s in zip(parc["pearson_mean"], parc["pearson_std"])])
+        out += ["## PARC: mean Pearson (x100) over probe draws", "",
+                _md_table(parc.pivot(index="method", columns="shots", values="pearson")
+                          .reindex(columns=shots_order(parc["shots"])).reset_index().rename_axis(columns=None)), ""]
+    path = tables_dir.parent / "figures" / "wm_zero_regret.csv"
+    zero = (load_table(path) if path.is_file()
+            else zero_regret_curve(*pool_rankings(ctx, None)).assign(pool="all"))
+    zero = zero[zero["budget"] <= 3]
+    for pool, z in zero.groupby("pool", sort=False):
+        wide = z.pivot_table(index="strategy", columns=["shots", "budget"], values="zero_regret_fraction")
+        columns = [(s, b) for s in shots_order(z["shots"]) for b in sorted(z["budget"].unique())]
+        wide = wide.reindex(index=[s for s in WM_ZERO if s in wide.index] + sorted(set(wide.index) - set(WM_ZERO)),
+                            columns=columns)
+        wide.columns = [f"{s}, B={b}" for s, b in columns]
+        out += [f"## Fraction of targets with zero regret (pool: {pool})", "",
+                _md_table(wide.rename_axis("strategy").reset_index()), ""]
+    diffs = [(p.stem.removeprefix("published_"), load_table(p)) for p in sorted(tables_dir.glob("published_*.csv"))]
+    if diffs:
+        out += ["## Reproduced vs published (mean |difference| over the rows reproduced)", "",
+                _md_table(pd.DataFrame([{"table": n, "rows": int(d["difference"].notna().sum()),
+                                         "mean_abs_difference": float(d["difference"].abs().mean())}
+                                        for n, d in diffs])), ""]
+    return "\n".join(out)
