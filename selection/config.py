@@ -7,6 +7,8 @@ from typing import Any, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
+from zoo_training.config import RuntimeConfig
+
 from zoo_training.config import ArchConfig, TrainConfig
 
 
@@ -38,6 +40,7 @@ class SelectionConfig:
     out: str = ""
     seed: int = 0
     threads: int = 1
+    runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     batch_size: int = 256
 
 

@@ -22,20 +22,23 @@ from selection.scores.gradient import count_sketch
 from zoo_training.architectures import penultimate_features
 from zoo_training.engine import set_determinism
 from zoo_training.experts import load_expert
+from zoo_training.runtime import runtime_from_env
+
+CPU_DEVICE = torch.device("cpu")
 
 log = logging.getLogger("selection")
 
 
 @torch.no_grad()
-def extract(model: nn.Module, data: ImageArrays, batch_size: int) -> tuple[np.ndarray, np.ndarray]:
-    """(features, source-class probabilities) in float64."""
+def extract(model: nn.Module, data: ImageArrays, batch_size: int, device=CPU_DEVICE) -> tuple[np.ndarray, np.ndarray]:
+    """(features, source-class probabilities) in float64 (the model on `device`, in float32)."""
     model.eval()
     features, probs = [], []
     for start in range(0, len(data), batch_size):
         images, _ = data.batch(torch.arange(start, min(start + batch_size, len(data))))
-        f, logits = penultimate_features(model, images)
-        features.append(f.double())
-        probs.append(torch.softmax(logits.double(), dim=1))
+        f, logits = penultimate_features(model, images.to(device))
+        features.append(f.double().cpu())
+        probs.append(torch.softmax(logits.double(), dim=1).cpu())
     return torch.cat(features).numpy(), torch.cat(probs).numpy()
 
 
@@ -47,7 +50,8 @@ def last_conv(model: nn.Module) -> str:
     return f"{names[-1]}.weight"
 
 
-def projected_gradients(model: nn.Module, data: ImageArrays, dim: int, seed: int, batch_size: int = 32) -> np.ndarray:
+def projected_gradients(model: nn.Module, data: ImageArrays, dim: int, seed: int, batch_size: int = 32,
+                        device=CPU_DEVICE) -> np.ndarray:
     """Per-sample gradients of the last conv layer, count-sketched to `dim` dimensions.
 
     The network output is scalarised as f(x) = r . z(x) / sqrt(K) with z the K source
@@ -60,7 +64,7 @@ def projected_gradients(model: nn.Module, data: ImageArrays, dim: int, seed: int
     name = last_conv(model)
     weight = dict(model.named_parameters())[name].detach()
     k = model.get_classifier().out_features
-    r = torch.randn(k, generator=torch.Generator().manual_seed(seed), dtype=weight.dtype) / k**0.5
+    r = (torch.randn(k, generator=torch.Generator().manual_seed(seed), dtype=weight.dtype) / k**0.5).to(device)
 
     def output(w, x):
         return functional_call(model, {name: w}, (x.unsqueeze(0),))[0] @ r
@@ -69,7 +73,7 @@ def projected_gradients(model: nn.Module, data: ImageArrays, dim: int, seed: int
     parts = []
     for start in range(0, len(data), batch_size):
         images, _ = data.batch(torch.arange(start, min(start + batch_size, len(data))))
-        g = per_sample(weight, images).detach().flatten(1).double().numpy()
+        g = per_sample(weight, images.to(device)).detach().flatten(1).double().cpu().numpy()
         parts.append(count_sketch(g, dim, seed))
     return np.concatenate(parts)
 
@@ -83,7 +87,10 @@ def _save(path: Path, **arrays) -> Path:
 def write_caches(cfg) -> list[Path]:
     """Every cache of one expert; returns the paths written."""
     set_determinism(cfg.threads)
+    # float32 on every device: scores compare experts, so no reduced precision here
+    device = runtime_from_env(cfg.runtime.device, bf16=False, channels_last=False).device
     model, meta = load_expert(cfg.expert_path)
+    model = model.to(device)
     cache_dir, written = Path(cfg.cache_dir), []
     for target in cfg.targets:
         dataset = PreparedDataset(Path(cfg.data_root) / target)
@@ -91,12 +98,12 @@ def write_caches(cfg) -> list[Path]:
             for probe in dataset.probe_names(shots):
                 data = dataset.probe_set(shots, probe)
                 began = time.perf_counter()
-                features, probs = extract(model, data, cfg.batch_size)
+                features, probs = extract(model, data, cfg.batch_size, device)
                 arrays = {"features": features, "probs": probs, "labels": data.labels.numpy(),
                           "seconds": time.perf_counter() - began}
                 if probe == "default" and cfg.lgc_dim > 0:
                     began = time.perf_counter()
-                    arrays["gradients"] = projected_gradients(model, data, cfg.lgc_dim, cfg.seed)
+                    arrays["gradients"] = projected_gradients(model, data, cfg.lgc_dim, cfg.seed, device=device)
                     arrays["gradient_seconds"] = time.perf_counter() - began
                 written.append(_save(cache_dir / target / shots / f"{probe}.npz", **arrays))
         log.info("%s: feature caches for %s", cfg.expert, target)
@@ -104,7 +111,7 @@ def write_caches(cfg) -> list[Path]:
         source = PreparedDataset(cfg.source_dir)
         data = source.probe_set("full", "default")
         began = time.perf_counter()
-        features, _ = extract(model, data, cfg.batch_size)
+        features, _ = extract(model, data, cfg.batch_size, device)
         written.append(_save(cache_dir / "source.npz", features=features, labels=data.labels.numpy(),
                              seconds=time.perf_counter() - began))
     return written
