@@ -69,8 +69,12 @@ def check_config():
             if s != "full" and per_class is not None and int(s) > per_class:
                 fail(f"shots={s} exceeds the {per_class} training images per class of target {name!r} "
                      f"(configs/dataset/{name}.yaml); lower the shot count")
-    from selection.scores import SCORES
+    from selection.scores import SCORES, load_plugins
 
+    try:
+        load_plugins(SELECTION.get("plugins", []))
+    except Exception as err:  # a user's file: report what broke, no traceback
+        fail(f"selection.plugins: {type(err).__name__}: {err}")
     unknown = [m for m in SELECTION["methods"] if m not in SCORES]
     unknown += [v["score"] for v in SELECTION["variants"].values() if v["score"] not in SCORES]
     if unknown:

@@ -66,6 +66,7 @@ rule scores:
         targets=hydra_list(TARGETS),
         shots=hydra_list(SHOTS),
         methods=hydra_list(SELECTION["methods"]),
+        plugins=hydra_list(SELECTION.get("plugins", [])),
         variants=hydra_dict(SELECTION["variants"]),
         cache_dir=lambda wc: RESULTS / "features" / wc.expert,
         probe_dir=RESULTS / "probe_models",
@@ -78,7 +79,7 @@ rule scores:
         RESULTS / "benchmarks/scores/{expert}.tsv"
     shell:
         "python -m selection step=scores expert={wildcards.expert} data_root=none "
-        "'targets={params.targets}' 'shots={params.shots}' 'methods={params.methods}' "
+        "'targets={params.targets}' 'shots={params.shots}' 'methods={params.methods}' 'plugins={params.plugins}' "
         "'variants={params.variants}' cache_dir={params.cache_dir} probe_dir={params.probe_dir} "
         "out={output} seed={params.seed} {params.overrides} "
         "hydra.run.dir={params.run_dir} hydra.job.chdir=false > {log} 2>&1"

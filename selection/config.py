@@ -25,6 +25,8 @@ class SelectionConfig:
     shots: List[str] = field(default_factory=lambda: ["full"])
     # registered score names, each run with its defaults ...
     methods: List[str] = field(default_factory=lambda: ["lfc", "leep", "parc", "random"])
+    # user score modules (Python files) imported before scoring: selection.scores.load_plugins
+    plugins: List[str] = field(default_factory=list)
     # ... and named variants: {name: {score: <registered>, options: {...}}}, e.g. PCA for any feature score
     variants: Any = None
     # expert caches: {cache_dir}/{target}/{shots}/{probe}.npz and {cache_dir}/source.npz

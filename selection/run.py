@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from selection.scores import SCORES, compute_score
+from selection.scores import SCORES, compute_score, load_plugins
 from selection.scores.registry import pca_reduce
 
 def score_seed(seed: int, expert: str, target: str, shots: str) -> int:
@@ -53,6 +53,7 @@ def _load(path: Path, what: str) -> dict:
 
 
 def score_expert(cfg) -> list[dict]:
+    load_plugins(cfg.plugins)
     table = method_table(cfg.methods, cfg.variants)
     cache_dir, rows = Path(cfg.cache_dir), []
     needs = set().union(*(inputs_of(score) for score, _ in table.values()))

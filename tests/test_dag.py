@@ -43,6 +43,8 @@ BAD = [
     ({"selection": {"methods": ["lfc", "magic"]}}, "unknown selection method"),
     ({"shots": ["full", "31"]}, "shots=31 exceeds the 30 training images per class"),
     ({"generalist": "mosaic_target"}, "generalist 'mosaic_target' is not among the sources"),
+    ({"selection": {**MINI["selection"], "plugins": ["nope.py"]}}, "score plugin nope.py does not exist"),
+    ({"theta_f": {"target": "mosaic_target", "lr": 0.5}}, "is not a point of the fine-tuning grid"),
 ]
 
 

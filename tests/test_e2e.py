@@ -17,6 +17,9 @@ TINY = {
     "shots": ["full", "5"],
     "finetune_lrs": [0.01, 0.001],
     "theta_f": {"target": "mosaic_target", "shots": "full", "lr": 0.01},
+    # a user's own score, exactly as the README shows it
+    "selection": {**MINI["selection"], "plugins": ["examples/my_scores.py"],
+                  "methods": MINI["selection"]["methods"] + ["class_margin"]},
     "overrides": {
         "zoo_training": ["train=mini", "train.epochs=2"],
         "finetune": ["train=finetune_mini", "train.epochs=2"],

@@ -1,6 +1,8 @@
 """Fine-tuning grid and selection stage on a tiny prepared target and a tiny real expert."""
 import json
 
+from pathlib import Path
+
 import numpy as np
 import pytest
 
@@ -141,3 +143,19 @@ def test_unknown_method_or_option_is_named(setup):
                out=str(setup / "x.json"))
     with pytest.raises(ValueError, match="no option"):
         score_expert(cfg)
+
+
+def test_user_score_plugin_registers_and_scores():
+    """The README's example: one file, one @register'ed function, then usable by name."""
+    from selection.scores import SCORES, compute_score, load_plugins
+
+    path = Path(__file__).resolve().parents[1] / "examples" / "my_scores.py"
+    load_plugins([path])
+    assert "class_margin" in SCORES
+    assert load_plugins([path]) == []  # loading twice is harmless
+    rng = np.random.default_rng(0)
+    labels = np.repeat([0, 1, 2], 10)
+    apart = rng.normal(size=(30, 4)) + 5.0 * labels[:, None]
+    mixed = rng.normal(size=(30, 4))
+    assert compute_score("class_margin", features=apart, labels=labels) > compute_score(
+        "class_margin", features=mixed, labels=labels)

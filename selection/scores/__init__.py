@@ -13,10 +13,11 @@ Inputs:
   seed      int    for the random baseline.
 
 To add a score, decorate a keyword-only function with ``@register("name")`` (from
-``selection.scores.registry``), run its array inputs through ``validate`` and import its
-module below.
+``selection.scores.registry``) and run its array inputs through ``validate``: in a module
+imported below, or in your own file listed under the benchmark config's
+``selection.plugins`` (``load_plugins``; README, "Your own selection score").
 """
-from selection.scores.registry import SCORES, compute_score, register  # noqa: F401
+from selection.scores.registry import SCORES, compute_score, load_plugins, register  # noqa: F401
 from selection.scores.baselines import random  # noqa: F401,E402
 from selection.scores.label_correlation import lfc, parc  # noqa: F401,E402
 from selection.scores.source_probs import leep  # noqa: F401,E402

@@ -25,6 +25,31 @@ def register(name: str) -> Callable[[Callable[..., float]], Callable[..., float]
     return add
 
 
+def load_plugins(paths) -> list[str]:
+    """Import user score modules (Python files, e.g. ``examples/my_scores.py``) so that their
+    ``@register`` decorators add their scores to SCORES; returns the names they added. A file
+    already loaded is not loaded twice."""
+    import importlib.util
+    import sys
+    from pathlib import Path
+
+    added = []
+    for path in map(Path, paths):
+        module_name = f"score_plugin_{path.stem}"
+        if module_name in sys.modules:
+            continue
+        if not path.is_file():
+            raise ValueError(f"score plugin {path} does not exist (selection.plugins lists Python files "
+                             "relative to the directory Snakemake runs in)")
+        before = set(SCORES)
+        spec = importlib.util.spec_from_file_location(module_name, path)
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[module_name] = module
+        spec.loader.exec_module(module)
+        added += sorted(set(SCORES) - before)
+    return added
+
+
 def compute_score(name: str, **inputs) -> float:
     """Run score ``name`` with the subset of ``inputs`` its signature names."""
     try:
