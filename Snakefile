@@ -27,6 +27,7 @@ localrules:
     tables,
     evaluate,
     figures,
+    artifacts,
     domain_experts,
 
 

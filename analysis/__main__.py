@@ -1,10 +1,16 @@
 """Command line of the analysis stage (Hydra):
 
-    python -m analysis step=tables   results_dir=R "zoo_records=[...]" "finetune_records=[...]" "score_records=[...]"
-    python -m analysis step=evaluate results_dir=R generalist=resnet-generalist [top_k=3]
+    python -m analysis step=tables    results_dir=R "zoo_records=[...]" "finetune_records=[...]" "score_records=[...]"
+        ["multidomain_records=[...]"] ["target_dirs=[...]"]
+        -> tables/zoo_accuracy.csv, finetune.csv, scores.csv, targets.csv [, multidomain_accuracy.csv]
+    python -m analysis step=evaluate  results_dir=R generalist=resnet-generalist [top_k=3]
         -> tables/selection_eval.csv, compute_cost.csv, regret.csv, parc_protocol.csv,
-           probe_size_ablation.csv
-    python -m analysis step=figures  results_dir=R generalist=resnet-generalist [top_k=3]
+           probe_size_ablation.csv, gr_table2.csv [, selection_eval_multidomain.csv]
+    python -m analysis step=figures   results_dir=R generalist=resnet-generalist [top_k=3] ["theta_f_records=[...]"]
+        -> figures/fig2, fig4, fig6a, fig6b [, fig8]
+    python -m analysis step=artifacts results_dir=R generalist=resnet-generalist [multidomain=true]
+        -> every other table and figure of the four papers (analysis.artifacts), summary.md,
+           and on the paper benchmark tables/published_*.csv
 """
 from __future__ import annotations
 
@@ -40,6 +46,8 @@ def run(cfg: AnalysisConfig) -> list[Path]:
     from analysis.protocols import evaluate_selection, gain_bounds
 
     generalist, k = _generalist(cfg), int(cfg.top_k)
+    if cfg.step == "artifacts":
+        return artifacts(cfg, generalist, k)
     finetune, scores = (load_table(tables_dir / TABLE_FILES[n]) for n in ("finetune", "scores"))
     # the single-domain zoo (Fig. 4, 6, 7) and the multi-domain expert's domains (Fig. 5) are
     # selected among separately; Fig. 5's gains are over the generalist's domain ({generalist}-md)
@@ -90,6 +98,23 @@ def run(cfg: AnalysisConfig) -> list[Path]:
         out.append(figures_dir / "fig8_theta_f.png")
         figures.fig8_theta_f(list(cfg.theta_f_records), out[-1])
     return out
+
+
+def artifacts(cfg: AnalysisConfig, generalist: str, k: int) -> list[Path]:
+    """Every other table and figure of the four papers (analysis.artifacts), the comparison with
+    the published numbers (paper benchmark only) and summary.md."""
+    from analysis.artifacts import render_all
+    from analysis.published import summary_markdown, write_comparisons
+
+    tables_dir = Path(cfg.results_dir) / "tables"
+    ctx = {name: load_table(tables_dir / TABLE_FILES[name]) for name in ("zoo", "finetune", "scores")}
+    ctx.update(multidomain=load_table(tables_dir / TABLE_FILES["multidomain"]) if cfg.multidomain else None,
+               generalist=generalist, top_k=k)
+    out = render_all(ctx, cfg.results_dir, cfg.multidomain)
+    out += write_comparisons(ctx, tables_dir)
+    summary = Path(cfg.results_dir) / "summary.md"
+    summary.write_text(summary_markdown(ctx, tables_dir))
+    return out + [summary]
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="analysis")

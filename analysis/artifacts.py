@@ -147,7 +147,8 @@ def table3_compute(ctx, out_csv) -> pd.DataFrame:
     (`analysis.cost.compute_cost`, whose long table is compute_cost.csv)."""
     from analysis.cost import compute_cost
     cost = compute_cost(_single(ctx["finetune"]), _single(ctx["scores"]), ctx["generalist"], int(ctx["top_k"]))
-    cost["column"] = np.where(cost["method"].fillna("") == "", cost["item"], cost["item"] + ":" + cost["method"].fillna(""))
+    method = cost["method"].fillna("")
+    cost["column"] = np.where(method == "", cost["item"], cost["item"] + ":" + method)
     columns = list(dict.fromkeys(cost["column"]))  # compute_cost's order: brute force, top-k, score
     wide = (cost.pivot_table(index="shots", columns="column", values="multiple", aggfunc="first")
             .reindex(index=shots_order(cost["shots"]), columns=columns))
@@ -160,7 +161,6 @@ def fig1_error_vs_shots(ctx, out_png) -> pd.DataFrame:
     of the zoo vs the generalist, per shot setting; as in the paper, the experts trained on the
     generalist's own source are left out of the zoo (experts initialised from it stay in).
     Only (target, shots) with both are kept; "mean" rows average over those targets."""
-    import matplotlib.pyplot as plt
     from analysis.figures import _save
     gen = ctx["generalist"]
     best = _with_meta(best_finetune(_single(ctx["finetune"])))
@@ -211,8 +211,9 @@ def fig3_multidomain_finetune(ctx, out_png) -> pd.DataFrame:
                       ["generalist", "generalist_md", "domain", "single_domain"], default="")
     data = best.assign(group=group, test_error=100.0 - best["test_accuracy"])[group != ""]
     gen_err = data[data["group"] == "generalist"].set_index("target")["test_error"]
-    data = data.assign(beats_generalist=data["init"].eq("multidomain") & (data["test_error"] < data["target"].map(gen_err)))
-    data = data[["expert", "source", "init", "target", "group", "test_error", "beats_generalist"]].reset_index(drop=True)
+    beats = data["init"].eq("multidomain") & (data["test_error"] < data["target"].map(gen_err))
+    data = (data.assign(beats_generalist=beats)[["expert", "source", "init", "target", "group", "test_error",
+                                                 "beats_generalist"]].reset_index(drop=True))
 
     targets = sorted(data["target"].unique())
     fig, ax = plt.subplots(figsize=(max(4.0, 0.9 * len(targets) + 2), 4.5))
@@ -297,8 +298,9 @@ def fig5_multidomain_selection(ctx, out_png) -> pd.DataFrame:
     methods = method_order(set(long["column"]) - {"best gain", "worst gain"})
     long["panel"] = long["selection"] + ", shots: " + long["shots"].astype(str)
     panels = [f"top-{k}, shots: {s}" for s in shots_order(long["shots"]) for k in ks]
+    rank = {p: i for i, p in enumerate(panels)}
     long = long[["selection", "shots", "target", "column", "gain", "panel"]].sort_values(
-        ["panel", "target", "column"], key=lambda c: c.map({p: i for i, p in enumerate(panels)}) if c.name == "panel" else c)
+        ["panel", "target", "column"], key=lambda c: c.map(rank) if c.name == "panel" else c)
     return _heatmap(long.reset_index(drop=True), panels, methods + ["best gain", "worst gain"], len(methods),
                     "Selecting the domain of the multi-domain expert: gain over the generalist's domain", out_png)
 
@@ -327,7 +329,7 @@ def fig7_probe_size(ctx, out_png) -> pd.DataFrame:
     data = ab[ab.groupby("shots")["probe"].transform("nunique") > 1].reset_index(drop=True)
     shots, methods = shots_order(data["shots"]), method_order(data["method"])
     probes = [p for p in ABLATION_PROBES if p in set(data["probe"])]
-    fig, axes = _panels(len(shots), max(5.0, 0.4 * len(methods) * max(len(probes), 1) + 2), 4)
+    fig, axes = _panels(len(shots), max(5.0, 0.22 * len(methods) * max(len(probes), 1) + 2), 4)
     for ax, shot in zip(axes, shots):
         _bars(ax, data[data["shots"] == shot], "method", "probe", f"top{k}_gain", methods, probes, PROBE_LABELS)
         ax.set_xlabel("selection method")
@@ -421,7 +423,8 @@ def parc_table3_depth(ctx, out_csv) -> pd.DataFrame:
     out = plain.merge(calibrated, on=["method", "shots"], suffixes=("", "_l"))
     out = out.rename(columns={"pearson_mean": "original_mean", "pearson_std": "original_std",
                               "pearson_mean_l": "depth_mean", "pearson_std_l": "depth_std"})
-    return _write(out[["method", "shots", "original_mean", "original_std", "depth_mean", "depth_std", "n_draws"]], out_csv)
+    cols = ["method", "shots", "original_mean", "original_std", "depth_mean", "depth_std", "n_draws"]
+    return _write(out[cols], out_csv)
 
 
 def pca_variants(methods) -> dict[str, tuple[str, str]]:
@@ -435,14 +438,13 @@ def pca_variants(methods) -> dict[str, tuple[str, str]]:
 def parc_fig2_pca(ctx, out_png) -> pd.DataFrame:
     """PARC Fig. 2a: mean Pearson (x100, mean and std over draws) against the PCA dimension the
     features were reduced to, for every method with ``_pca<d>`` variants ("full": unreduced)."""
-    import matplotlib.pyplot as plt
     from analysis.figures import _panels, _save
     ft, sc = _single(ctx["finetune"]), _single(ctx["scores"])
     variants = pca_variants(sc["method"].unique())
     pc = mean_pearson(ft, sc[sc["method"].isin(list(variants))])
     pc.insert(0, "pca_dim", pc["method"].map(lambda m: variants[m][1]))
     pc.insert(0, "base", pc["method"].map(lambda m: variants[m][0]))
-    dims = sorted({d for d in pc["pca_dim"] if d != "full"}, key=int) + (["full"] if (pc["pca_dim"] == "full").any() else [])
+    dims = sorted({d for d in pc["pca_dim"] if d != "full"}, key=int) + ["full"] * bool((pc["pca_dim"] == "full").any())
     data = pc.sort_values(["base", "shots", "pca_dim"], key=lambda c: c.map({d: i for i, d in enumerate(dims)})
                           if c.name == "pca_dim" else c).reset_index(drop=True)
     shots = shots_order(data["shots"])
@@ -519,14 +521,16 @@ def wm_regret_b12(ctx, out_png) -> pd.DataFrame:
         frames.append(reg[reg["budget"] <= 2].assign(pool=name))
     data = pd.concat(frames, ignore_index=True).rename(columns={"method": "strategy"})
     data = data[["pool", "strategy", "target", "shots", "budget", "rel_regret", "abs_regret"]]
-    strategies, shots, pools = _strategy_order(data["strategy"], WM_REGRET), shots_order(data["shots"]), list(_pools(ctx))
+    strategies, shots = _strategy_order(data["strategy"], WM_REGRET), shots_order(data["shots"])
+    pools = list(_pools(ctx))
     data = data.sort_values(["pool", "strategy", "shots", "target", "budget"], key=lambda c: c.map(
         {v: i for i, v in enumerate({"pool": pools, "strategy": strategies, "shots": shots}[c.name])})
         if c.name in ("pool", "strategy", "shots") else c).reset_index(drop=True)
     targets = sorted(data["target"].unique())
     columns = [(p, s) for p in pools for s in shots]
-    fig, axes = plt.subplots(max(len(strategies), 1), max(len(columns), 1), squeeze=False, sharey=True,
-                             figsize=(max(3.0, 0.45 * len(targets) + 1.5) * max(len(columns), 1), 2.4 * max(len(strategies), 1)))
+    n_rows, n_cols = max(len(strategies), 1), max(len(columns), 1)
+    fig, axes = plt.subplots(n_rows, n_cols, squeeze=False, sharey=True,
+                             figsize=(max(3.0, 0.45 * len(targets) + 1.5) * n_cols, 2.4 * n_rows))
     for i, strategy in enumerate(strategies):
         for j, (pool, shot) in enumerate(columns):
             ax, d = axes[i, j], data[(data["strategy"] == strategy) & (data["pool"] == pool) & (data["shots"] == shot)]
@@ -569,7 +573,8 @@ def wm_zero_regret(ctx, out_png) -> pd.DataFrame:
     from analysis.figures import _save
     data = pd.concat([zero_regret_curve(*pool_rankings(ctx, pool)).assign(pool=name)
                       for name, pool in _pools(ctx).items()], ignore_index=True)
-    data = data[data["strategy"].isin(WM_ZERO)][["pool", "strategy", "shots", "budget", "zero_regret_fraction", "n_targets"]]
+    data = data[data["strategy"].isin(WM_ZERO)][["pool", "strategy", "shots", "budget", "zero_regret_fraction",
+                                                 "n_targets"]]
     strategies, shots = _strategy_order(data["strategy"], WM_ZERO), shots_order(data["shots"])
     panels = [(p, s) for p in _pools(ctx) for s in shots]
     fig, axes = _grid(len(panels), 4.0, 3.2, ncols=max(len(shots), 1))
@@ -577,8 +582,9 @@ def wm_zero_regret(ctx, out_png) -> pd.DataFrame:
         d = data[(data["pool"] == pool) & (data["shots"] == shot)]
         for i, strategy in enumerate(strategies):
             c = d[d["strategy"] == strategy]
-            ax.plot(c["budget"], c["zero_regret_fraction"], marker=".", color="grey" if strategy == "random" else f"C{i}",
-                    ls="--" if strategy in (ORACLE, "random") else "-", label=WM_LABELS.get(strategy, strategy))
+            ax.plot(c["budget"], c["zero_regret_fraction"], marker=".", label=WM_LABELS.get(strategy, strategy),
+                    color="grey" if strategy == "random" else f"C{i}",
+                    ls="--" if strategy in (ORACLE, "random") else "-")
         ax.set_ylim(-0.02, 1.02)
         ax.xaxis.set_major_locator(MaxNLocator(integer=True))
         ax.set_xlabel("budget B (experts fine-tuned)")
@@ -623,8 +629,8 @@ def artifact_names(multidomain: bool) -> list[str]:
 
 def artifact_path(results_dir, name: str) -> Path:
     """<results>/figures/<name>.png (its data beside it as .csv) or <results>/tables/<name>.csv."""
-    kind = ARTIFACTS[name].kind
-    return Path(results_dir) / ("figures" if kind == "figure" else "tables") / f"{name}.{'png' if kind == 'figure' else 'csv'}"
+    folder, suffix = ("figures", "png") if ARTIFACTS[name].kind == "figure" else ("tables", "csv")
+    return Path(results_dir) / folder / f"{name}.{suffix}"
 
 
 def render_all(ctx: dict, results_dir, multidomain: bool) -> list[Path]:

@@ -7,7 +7,7 @@ from typing import List
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-STEPS = ("tables", "evaluate", "figures")
+STEPS = ("tables", "evaluate", "figures", "artifacts")
 
 
 @dataclass
@@ -29,6 +29,8 @@ class AnalysisConfig:
     generalist: str = MISSING
     # number of selected experts fine-tuned per method (top-3 in Fig. 4 and Table 3)
     top_k: int = 3
+    # the benchmark has a multi-domain expert (step=artifacts: Table 2, Fig. 3 and 5)
+    multidomain: bool = False
     # seeds the learned recommenders (Guided Recommendation's factorization machine)
     seed: int = 0
 

@@ -64,19 +64,21 @@ def compare_deshpande_table1(table1: pd.DataFrame) -> pd.DataFrame:
     """table1_zoo_accuracy (arch, init, one column per source) vs Deshpande Table 1."""
     rep = table1.melt(id_vars=["arch", "init"], var_name="dataset", value_name="value")
     pub = load_published("deshpande_table1")
-    return compare(rep, pub[pub["arch"] != "reported"].rename(columns={"accuracy": "value"}), ["arch", "init", "dataset"])
+    pub = pub[pub["arch"] != "reported"].rename(columns={"accuracy": "value"})
+    return compare(rep, pub, ["arch", "init", "dataset"])
 
 
 def compare_deshpande_table2(table2: pd.DataFrame) -> pd.DataFrame:
     """table2_multidomain (source, single_domain, shared, multi_bn, adapter) vs Deshpande Table 2."""
     rep = table2.melt(id_vars=["source"], var_name="variant", value_name="value").rename(columns={"source": "dataset"})
-    return compare(rep, load_published("deshpande_table2").rename(columns={"accuracy": "value"}), ["dataset", "variant"])
+    pub = load_published("deshpande_table2").rename(columns={"accuracy": "value"})
+    return compare(rep, pub, ["dataset", "variant"])
 
 
 def compare_deshpande_table3(compute_cost: pd.DataFrame) -> pd.DataFrame:
     """compute_cost.csv (shots, item, method, multiple) vs Deshpande Table 3."""
-    return compare(compute_cost.rename(columns={"multiple": "value"}),
-                   load_published("deshpande_table3").rename(columns={"multiple": "value"}), ["shots", "item", "method"])
+    pub = load_published("deshpande_table3").rename(columns={"multiple": "value"})
+    return compare(compute_cost.rename(columns={"multiple": "value"}), pub, ["shots", "item", "method"])
 
 
 def _full(df: pd.DataFrame, shots: str) -> pd.DataFrame:
@@ -148,7 +150,8 @@ def write_comparisons(ctx: dict, tables_dir, out_dir=None) -> list[Path]:
 
 def _md_table(df: pd.DataFrame, digits: int = 2) -> str:
     """A pipe table (no tabulate dependency)."""
-    fmt = lambda v: "" if isinstance(v, float) and np.isnan(v) else f"{v:.{digits}f}" if isinstance(v, float) else str(v)  # noqa: E731
+    def fmt(v):
+        return ("" if np.isnan(v) else f"{v:.{digits}f}") if isinstance(v, float) else str(v)
     lines = ["| " + " | ".join(map(str, df.columns)) + " |", "|" + "---|" * len(df.columns)]
     lines += ["| " + " | ".join(fmt(v) for v in row) + " |" for row in df.itertuples(index=False)]
     return "\n".join(lines)

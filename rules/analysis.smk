@@ -90,8 +90,39 @@ rule figures:
         "top_k={params.top_k} {params.theta_f} hydra.run.dir={params.run_dir} hydra.job.chdir=false > {log} 2>&1"
 
 
+rule artifacts:
+    """Every other table and figure of the four papers (Deshpande Tables 1-3, Fig. 1, 3, 5, 7; PARC
+    Tables 1-3 and Fig. 2; Which Model's regret figures), summary.md and, on the paper benchmark,
+    the published numbers beside the reproduced ones."""
+    input:
+        zoo=TABLES / "zoo_accuracy.csv",
+        finetune=TABLES / "finetune.csv",
+        scores=TABLES / "scores.csv",
+        evaluated=rules.evaluate.output,
+    output:
+        [artifact_output(name) for name in ARTIFACT_NAMES],
+        [FIGURES / f"{name}.csv" for name in ARTIFACT_NAMES if ARTIFACT_KINDS[name] == "figure"],
+        [table(f"published_{name}", category="Published numbers") for name in PUBLISHED] if IS_PAPER else [],
+        summary=report(RESULTS / "summary.md", caption=CAPTIONS / "summary.rst", category="Summary"),
+    params:
+        results=RESULTS,
+        generalist=REFERENCE_EXPERT,
+        top_k=SELECTION.get("top_k", 3),
+        multidomain=bool(MULTIDOMAIN),
+        run_dir=run_dir("analysis", "artifacts"),
+    log:
+        RESULTS / "logs/analysis/artifacts.log",
+    benchmark:
+        RESULTS / "benchmarks/analysis/artifacts.tsv"
+    shell:
+        "python -m analysis step=artifacts results_dir={params.results} generalist={params.generalist} "
+        "top_k={params.top_k} multidomain={params.multidomain} "
+        "hydra.run.dir={params.run_dir} hydra.job.chdir=false > {log} 2>&1"
+
+
 ANALYSIS_OUTPUTS = [
     rules.tables.output,
     rules.evaluate.output,
     rules.figures.output,
+    rules.artifacts.output,
 ]

@@ -222,3 +222,20 @@ CAPTIONS = Path(workflow.basedir) / "report" / "captions"
 
 def table(name, category="Tables"):
     return report(TABLES / f"{name}.csv", caption=CAPTIONS / f"{name}.rst", category=category)
+
+
+from analysis.artifacts import ARTIFACTS, artifact_names  # cheap: no matplotlib at import
+from analysis.published import COMPARISONS, PAPER_ARCHS, PAPER_SOURCES
+
+ARTIFACT_NAMES = artifact_names(bool(MULTIDOMAIN))
+ARTIFACT_KINDS = {name: ARTIFACTS[name].kind for name in ARTIFACT_NAMES}
+# the published numbers are compared where the zoo is the paper's (analysis.published.is_paper_benchmark)
+IS_PAPER = set(PAPER_SOURCES) <= set(SOURCES) and set(ARCHS) <= set(PAPER_ARCHS)
+PUBLISHED = [name for name, (file, _) in COMPARISONS.items()
+             if MULTIDOMAIN or "table2_multidomain" not in file]
+
+
+def artifact_output(name):
+    if ARTIFACT_KINDS[name] == "figure":
+        return report(FIGURES / f"{name}.png", caption=CAPTIONS / f"{name}.rst", category="Figures")
+    return table(name)

@@ -33,7 +33,8 @@ def test_mini_dag_job_counts(tmp_path):
     targets = 4  # RSA/DDS's probe network: one job per target (every shot setting)
     assert counts == {
         "data_prep": 8, "zoo_training": experts, "finetune": experts, "features": experts, "probe_model": targets,
-        "scores": experts, "tables": 1, "evaluate": 1, "figures": 1, "all": 1, "total": 8 + 4 * experts + targets + 4,
+        "scores": experts, "tables": 1, "evaluate": 1, "figures": 1, "artifacts": 1, "all": 1,
+        "total": 8 + 4 * experts + targets + 5,
     }
 
 
@@ -79,8 +80,15 @@ def test_paper_dag_job_counts(tmp_path):
     assert counts == {
         "data_prep": 19, "zoo_training": single, "multidomain": 3, "domain_experts": 1,
         "finetune": single + domains, "features": single + domains, "scores": single + domains,
-        "probe_model": 11, "tables": 1, "evaluate": 1, "figures": 1, "all": 1, "total": 182,
+        "probe_model": 11, "tables": 1, "evaluate": 1, "figures": 1, "artifacts": 1, "all": 1, "total": 183,
     }
+    # every artifact of issue 5 has a rule output, the published numbers included
+    from analysis.artifacts import artifact_names
+    from analysis.published import COMPARISONS
+
+    for name in artifact_names(True) + [f"published_{n}" for n in COMPARISONS] + ["summary", "gr_table2",
+                                                                                    "fig8_theta_f"]:
+        assert re.search(rf"/{name}\.(csv|png|md)\b", result.stdout), name
     # the grid: 30 experts x (8 full targets + 11 targets x 2 few-shot settings) x 3 lrs, and the
     # 8 domains x 8 full targets x 3 lrs
     assert len(PAPER["full_targets"]) == 8 and len(PAPER["targets"]) == 11
@@ -98,7 +106,7 @@ def test_paper_dag_under_the_slurm_profile(tmp_path):
     assert re.search(r"torchrun --standalone --nproc_per_node=8 -m zoo_training expert=resnet-food101 ", out)
     assert "python -m finetune" in out and "torchrun --standalone --nproc_per_node=1" not in out
     # SLURM submissions: everything but the local rules, one per selection group
-    local = {"all", "tables", "evaluate", "figures", "domain_experts"}
+    local = {"all", "tables", "evaluate", "figures", "artifacts", "domain_experts"}
     jobs = job_counts(out)
     submitted = sum(n for r, n in jobs.items() if r not in local | {"total", "features", "scores"}) + 38
     assert submitted == 139
