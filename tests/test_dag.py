@@ -30,11 +30,13 @@ def test_mini_dag_job_counts(tmp_path):
     counts = job_counts(result.stdout)
     # 2 architectures x (4 sources from scratch + 3 non-generalist sources from the generalist)
     experts = 2 * (4 + 3)
+    domains = 4  # the Multi-BN expert's domains, one per source
     targets = 4  # RSA/DDS's probe network: one job per target (every shot setting)
     assert counts == {
-        "data_prep": 8, "zoo_training": experts, "finetune": experts, "features": experts, "probe_model": targets,
-        "scores": experts, "tables": 1, "evaluate": 1, "figures": 1, "artifacts": 1, "all": 1,
-        "total": 8 + 4 * experts + targets + 5,
+        "data_prep": 8, "zoo_training": experts, "multidomain": 3, "domain_experts": 1,
+        "finetune": experts + domains, "features": experts + domains, "probe_model": targets,
+        "scores": experts + domains, "tables": 1, "evaluate": 1, "figures": 1, "artifacts": 1, "all": 1,
+        "total": 8 + experts + 3 + 1 + 3 * (experts + domains) + targets + 5,
     }
 
 

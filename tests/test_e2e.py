@@ -20,8 +20,10 @@ TINY = {
     # a user's own score, exactly as the README shows it
     "selection": {**MINI["selection"], "plugins": ["examples/my_scores.py"],
                   "methods": MINI["selection"]["methods"] + ["class_margin"]},
+    "multidomain": {**MINI["multidomain"], "variants": ["multi_bn"], "per_source_cap": 60},
     "overrides": {
-        "zoo_training": ["train=mini", "train.epochs=2"],
+        "zoo_training": ["train=mini", "train.epochs=2", "wandb.mode=disabled"],
+        "multidomain": ["train=mini", "train.epochs=2", "wandb.mode=disabled"],
         "finetune": ["train=finetune_mini", "train.epochs=2"],
     },
 }
@@ -73,7 +75,7 @@ def first_run(tmp_path_factory):
 def test_pipeline_writes_every_table_and_figure(first_run):
     from analysis.artifacts import ARTIFACTS, artifact_names
 
-    for name in artifact_names(False):  # the other papers' tables and figures (no multi-domain expert here)
+    for name in artifact_names(True):  # the other papers' tables and figures
         kind = ARTIFACTS[name].kind
         assert (first_run / ("figures" if kind == "figure" else "tables") / f"{name}.csv").stat().st_size > 0
     assert "Mean Spearman" in (first_run / "summary.md").read_text()
@@ -83,7 +85,11 @@ def test_pipeline_writes_every_table_and_figure(first_run):
         assert (first_run / "figures" / f"{name}.png").stat().st_size > 10_000
         assert (first_run / "figures" / f"{name}.csv").exists()
     finetune = pd.read_csv(first_run / "tables/finetune.csv", dtype={"shots": str})
-    assert len(finetune) == 6 * 3 * 2 * 2  # experts x targets x shots x lrs
+    domains = finetune["expert"].str.endswith("-md")
+    assert len(finetune[~domains]) == 6 * 3 * 2 * 2  # experts x targets x shots x lrs
+    assert len(finetune[domains]) == 2 * 3 * 1 * 2  # the 2 domains of the Multi-BN expert: full targets only
+    assert (first_run / "tables/multidomain_accuracy.csv").exists()
+    assert (first_run / "tables/selection_eval_multidomain.csv").exists()
     # the user's target went through the whole DAG: 16 images per class, a 75/25 stratified split
     user = pd.read_csv(first_run / "tables/targets.csv", dtype={"shots": str}).query("target == 'e2e_user_folder'")
     assert dict(zip(user["shots"], user["images"])) == {"full": 48, "5": 20}
