@@ -105,11 +105,13 @@ def artifacts(cfg: AnalysisConfig, generalist: str, k: int) -> list[Path]:
     the published numbers (paper benchmark only) and summary.md."""
     from analysis.artifacts import render_all
     from analysis.published import summary_markdown, write_comparisons
+    from analysis.strategies import arch_pool
 
     tables_dir = Path(cfg.results_dir) / "tables"
     ctx = {name: load_table(tables_dir / TABLE_FILES[name]) for name in ("zoo", "finetune", "scores")}
     ctx.update(multidomain=load_table(tables_dir / TABLE_FILES["multidomain"]) if cfg.multidomain else None,
-               generalist=generalist, top_k=k)
+               generalist=generalist, top_k=k,
+               pools={name: None if archs is None else arch_pool(*archs) for name, archs in (cfg.pools or {"all": None}).items()})
     out = render_all(ctx, cfg.results_dir, cfg.multidomain)
     out += write_comparisons(ctx, tables_dir)
     summary = Path(cfg.results_dir) / "summary.md"

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import List
+from typing import Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -31,6 +31,9 @@ class AnalysisConfig:
     top_k: int = 3
     # the benchmark has a multi-domain expert (step=artifacts: Table 2, Fig. 3 and 5)
     multidomain: bool = False
+    # Which Model's model pools: name -> architectures in it (null: every expert); empty: one pool of
+    # all (set the whole mapping with `++pools={...}`: Hydra adds keys to a dict only with ++)
+    pools: Dict[str, Optional[List[str]]] = field(default_factory=dict)
     # seeds the learned recommenders (Guided Recommendation's factorization machine)
     seed: int = 0
 

@@ -109,6 +109,7 @@ rule artifacts:
         generalist=REFERENCE_EXPERT,
         top_k=SELECTION.get("top_k", 3),
         multidomain=bool(MULTIDOMAIN),
+        pools=hydra_dict({name: hydra_list(archs) if archs is not None else "null" for name, archs in POOLS.items()}),
         run_dir=run_dir("analysis", "artifacts"),
     log:
         RESULTS / "logs/analysis/artifacts.log",
@@ -116,7 +117,7 @@ rule artifacts:
         RESULTS / "benchmarks/analysis/artifacts.tsv"
     shell:
         "python -m analysis step=artifacts results_dir={params.results} generalist={params.generalist} "
-        "top_k={params.top_k} multidomain={params.multidomain} "
+        "top_k={params.top_k} multidomain={params.multidomain} '++pools={params.pools}' "
         "hydra.run.dir={params.run_dir} hydra.job.chdir=false > {log} 2>&1"
 
 

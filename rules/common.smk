@@ -24,6 +24,7 @@ OVERRIDES = config["overrides"]
 FULL_TARGETS = config.get("full_targets", TARGETS)
 MULTIDOMAIN = config.get("multidomain")
 THETA_F = config.get("theta_f")
+POOLS = config.get("pools", {"all": None})
 
 
 
@@ -57,6 +58,9 @@ def check_config():
         if MULTIDOMAIN["finetune_variant"] not in MULTIDOMAIN["variants"]:
             fail(f"multidomain.finetune_variant {MULTIDOMAIN['finetune_variant']!r} is not among its variants "
                  f"{MULTIDOMAIN['variants']}")
+    for name, archs in POOLS.items():
+        if archs is not None and set(archs) - set(ARCHS):
+            fail(f"pool {name!r} names architectures {sorted(set(archs) - set(ARCHS))} that are not in architectures")
     if THETA_F:
         point = (THETA_F["target"], str(THETA_F["shots"]), float(THETA_F["lr"]))
         in_grid = point[0] in (FULL_TARGETS if point[1] == "full" else TARGETS) and point[1] in SHOTS
