@@ -65,7 +65,7 @@ def run(cfg: AnalysisConfig) -> list[Path]:
         targets = difficulty_table(load_table(tables_dir / TABLE_FILES["targets"]), scores, generalist)
         if finetune["target"].nunique() >= 2 and set(zip(finetune["target"], finetune["shots"])) <= set(
                 zip(targets["target"], targets["shots"])):
-            learned = recommend(zoo, finetune, scores, targets, seed=cfg.seed)
+            learned = recommend(split_zoos(zoo)[0], finetune, scores, targets, seed=cfg.seed)
         else:
             log.warning("no learned recommenders: they need 2 or more fine-tuned targets, each in targets.csv")
             learned = scores.iloc[:0]
@@ -78,7 +78,9 @@ def run(cfg: AnalysisConfig) -> list[Path]:
                   "regret": regret_table(finetune, ranked),
                   "parc_protocol": parc_protocol(finetune, ranked),
                   "probe_size_ablation": probe_size_ablation(finetune, scores, generalist, k),
-                  "gr_table2": table2(pd.concat([scores, learned], ignore_index=True), finetune)}
+                  "gr_table2": table2(pd.concat([scores, learned], ignore_index=True), finetune),
+                  # the recommenders' predictions in the scores table's format (methods gr_*)
+                  "recommendations": learned}
         out = []
         for name, df in tables.items():
             out.append(tables_dir / f"{name}.csv")
@@ -87,6 +89,10 @@ def run(cfg: AnalysisConfig) -> list[Path]:
 
     from analysis import figures
 
+    # the learned recommenders (step=evaluate) are selection methods like the scores
+    recommendations = tables_dir / "recommendations.csv"
+    if recommendations.is_file():
+        scores = pd.concat([scores, split_zoos(load_table(recommendations))[0]], ignore_index=True)
     selection = evaluate_selection(finetune, scores, generalist, k)
     out = [figures_dir / f"{stem}.png" for stem in
            ("fig2_finetune_error", "fig4_top3_gain", "fig6a_trials_to_best", "fig6b_spearman")]

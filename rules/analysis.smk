@@ -46,6 +46,7 @@ rule evaluate:
         parc=table("parc_protocol"),
         ablation=table("probe_size_ablation"),
         gr_table2=table("gr_table2"),
+        recommendations=table("recommendations"),
         multidomain=[table("selection_eval_multidomain")] if MULTIDOMAIN else [],
     params:
         results=RESULTS,
@@ -68,6 +69,7 @@ rule figures:
         zoo=TABLES / "zoo_accuracy.csv",
         finetune=TABLES / "finetune.csv",
         scores=TABLES / "scores.csv",
+        recommendations=TABLES / "recommendations.csv",
         theta_f=expand(RESULTS / "records/theta_f/{expert}.npz", expert=EXPERTS) if THETA_F else [],
     output:
         figures=[

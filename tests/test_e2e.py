@@ -28,7 +28,7 @@ TINY = {
     },
 }
 TABLES = ["zoo_accuracy", "finetune", "scores", "targets", "selection_eval", "compute_cost", "regret",
-          "parc_protocol", "probe_size_ablation", "gr_table2"]
+          "parc_protocol", "probe_size_ablation", "gr_table2", "recommendations"]
 FIGURES = ["fig2_finetune_error", "fig4_top3_gain", "fig6a_trials_to_best", "fig6b_spearman", "fig8_theta_f"]
 
 
