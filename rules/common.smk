@@ -178,16 +178,12 @@ def uses_probe_model():
 
 USES_PROBE_MODEL = uses_probe_model()  # decided once, not per job
 
-def features_inputs(wc):
-    return {
+def selection_inputs(wc):
+    inputs = {
         "weights": expert_weights(wc.expert),
         "targets": [data_dir(t) / "splits.json" for t in TARGETS],
         "source": data_dir(expert_parts(wc.expert)[1]) / "splits.json",
     }
-
-
-def scores_inputs(wc):
-    inputs = {"caches": expert_caches(wc.expert)}
     if USES_PROBE_MODEL:
         inputs["probe_features"] = [f for t in TARGETS for f in probe_model_caches(t)]
     return inputs

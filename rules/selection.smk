@@ -1,33 +1,41 @@
-rule features:
-    """One forward pass per (target, shots, probe set): the caches every score shares; LGC's
-    projected per-sample gradients on the default probe set; the expert's own source features."""
+rule selection:
+    """Selection for one expert, in one process (importing torch and timm costs ~7 s per process):
+    one forward pass per (target, shots, probe set) writes the caches every score shares (LGC's
+    projected per-sample gradients on the default probe sets, the expert's own source features),
+    then every selection method runs on them (numpy only) into one record."""
     input:
-        unpack(features_inputs),
+        unpack(selection_inputs),
     output:
-        expert_caches("{expert}"),
+        caches=expert_caches("{expert}"),
+        record=RESULTS / "records/scores/{expert}.json",
     params:
         targets=hydra_list(TARGETS),
         shots=hydra_list(SHOTS),
         data_root=RESULTS / "data",
         source_dir=lambda wc: data_dir(expert_parts(wc.expert)[1]),
         cache_dir=lambda wc: RESULTS / "features" / wc.expert,
+        probe_dir=RESULTS / "probe_models",
         lgc_dim=SELECTION["lgc_dim"],
+        methods=hydra_list(SELECTION["methods"]),
+        plugins=hydra_list(SELECTION.get("plugins", [])),
+        variants=hydra_dict(SELECTION["variants"]),
         seed=SEED,
-        run_dir=lambda wc: run_dir("features", wc.expert),
+        run_dir=lambda wc: run_dir("selection", wc.expert),
         overrides=overrides("selection"),
     threads: THREADS
     resources:
         gpu=0,
     log:
-        RESULTS / "logs/features/{expert}.log",
+        RESULTS / "logs/selection/{expert}.log",
     benchmark:
-        RESULTS / "benchmarks/features/{expert}.tsv"
+        RESULTS / "benchmarks/selection/{expert}.tsv"
     shell:
-        "python -m selection step=features expert={wildcards.expert} expert_path={input.weights} "
+        "python -m selection step=select expert={wildcards.expert} expert_path={input.weights} "
         "data_root={params.data_root} 'targets={params.targets}' 'shots={params.shots}' "
         "cache_dir={params.cache_dir} source_dir={params.source_dir} lgc_dim={params.lgc_dim} "
-        "seed={params.seed} threads={threads} {params.overrides} "
-        "hydra.run.dir={params.run_dir} hydra.job.chdir=false > {log} 2>&1"
+        "'methods={params.methods}' 'plugins={params.plugins}' 'variants={params.variants}' "
+        "probe_dir={params.probe_dir} out={output.record} seed={params.seed} threads={threads} "
+        "{params.overrides} hydra.run.dir={params.run_dir} hydra.job.chdir=false > {log} 2>&1"
 
 
 rule probe_model:
@@ -54,32 +62,3 @@ rule probe_model:
         "python -m selection step=probe_model 'targets=[{wildcards.target}]' 'shots={params.shots}' "
         "data_root={params.data_root} probe_dir={params.probe_dir} seed={params.seed} threads={threads} "
         "{params.overrides} hydra.run.dir={params.run_dir} hydra.job.chdir=false > {log} 2>&1"
-
-
-rule scores:
-    """Every selection method on the expert's caches (numpy only)."""
-    input:
-        unpack(scores_inputs),
-    output:
-        RESULTS / "records/scores/{expert}.json",
-    params:
-        targets=hydra_list(TARGETS),
-        shots=hydra_list(SHOTS),
-        methods=hydra_list(SELECTION["methods"]),
-        plugins=hydra_list(SELECTION.get("plugins", [])),
-        variants=hydra_dict(SELECTION["variants"]),
-        cache_dir=lambda wc: RESULTS / "features" / wc.expert,
-        probe_dir=RESULTS / "probe_models",
-        seed=SEED,
-        run_dir=lambda wc: run_dir("scores", wc.expert),
-        overrides=overrides("selection"),
-    log:
-        RESULTS / "logs/scores/{expert}.log",
-    benchmark:
-        RESULTS / "benchmarks/scores/{expert}.tsv"
-    shell:
-        "python -m selection step=scores expert={wildcards.expert} data_root=none "
-        "'targets={params.targets}' 'shots={params.shots}' 'methods={params.methods}' 'plugins={params.plugins}' "
-        "'variants={params.variants}' cache_dir={params.cache_dir} probe_dir={params.probe_dir} "
-        "out={output} seed={params.seed} {params.overrides} "
-        "hydra.run.dir={params.run_dir} hydra.job.chdir=false > {log} 2>&1"

@@ -1,4 +1,5 @@
-"""python -m selection step=features|probe_model|scores ... (see configs/selection.yaml)"""
+"""python -m selection step=features|probe_model|scores|select ... (see configs/selection.yaml);
+select = features then scores, in one process."""
 from __future__ import annotations
 
 import logging
@@ -9,7 +10,7 @@ import hydra
 from selection import config  # noqa: F401  (registers the schema)
 
 log = logging.getLogger("selection")
-STEPS = ("features", "probe_model", "scores")
+STEPS = ("features", "probe_model", "scores", "select")
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="selection")
@@ -24,9 +25,13 @@ def main(cfg) -> None:
             from zoo_training.engine import schedule_from
 
             log.info("%d probe-model caches", len(train_probe_models(cfg, schedule_from(cfg.train))))
-        elif cfg.step == "scores":
+        elif cfg.step in ("scores", "select"):
             from selection.run import score_expert
 
+            if cfg.step == "select":  # features then scores in one process (the DAG's selection job)
+                from selection.features import write_caches
+
+                log.info("%s: %d feature caches", cfg.expert, len(write_caches(cfg)))
             log.info("%d scores for %s -> %s", len(score_expert(cfg)), cfg.expert, cfg.out)
         else:
             raise ValueError(f"unknown step {cfg.step!r}; choose one of {', '.join(STEPS)}")

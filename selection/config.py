@@ -17,6 +17,7 @@ class SelectionConfig:
     # features: one forward pass per (target, shots, probe set) -> feature caches of one expert
     # probe_model: RSA/DDS's small network per (target, shots) -> its features on the probe sets
     # scores: every method on the caches -> one JSON record
+    # select: features then scores in one process (the DAG's selection job)
     step: str = MISSING
     expert: str = ""
     expert_path: str = ""

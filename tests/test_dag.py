@@ -34,9 +34,9 @@ def test_mini_dag_job_counts(tmp_path):
     targets = 4  # RSA/DDS's probe network: one job per target (every shot setting)
     assert counts == {
         "data_prep": 8, "zoo_training": experts, "multidomain": 3, "domain_experts": 1,
-        "finetune": experts + domains, "features": experts + domains, "probe_model": targets,
-        "scores": experts + domains, "tables": 1, "evaluate": 1, "figures": 1, "artifacts": 1, "all": 1,
-        "total": 8 + experts + 3 + 1 + 3 * (experts + domains) + targets + 5,
+        "finetune": experts + domains, "selection": experts + domains, "probe_model": targets,
+        "tables": 1, "evaluate": 1, "figures": 1, "artifacts": 1, "all": 1,
+        "total": 8 + experts + 3 + 1 + 2 * (experts + domains) + targets + 5,
     }
 
 
@@ -81,8 +81,8 @@ def test_paper_dag_job_counts(tmp_path):
     assert single == 30
     assert counts == {
         "data_prep": 19, "zoo_training": single, "multidomain": 3, "domain_experts": 1,
-        "finetune": single + domains, "features": single + domains, "scores": single + domains,
-        "probe_model": 11, "tables": 1, "evaluate": 1, "figures": 1, "artifacts": 1, "all": 1, "total": 183,
+        "finetune": single + domains, "selection": single + domains,
+        "probe_model": 11, "tables": 1, "evaluate": 1, "figures": 1, "artifacts": 1, "all": 1, "total": 145,
     }
     # every artifact of issue 5 has a rule output, the published numbers included
     from analysis.artifacts import artifact_names
@@ -99,16 +99,14 @@ def test_paper_dag_job_counts(tmp_path):
 
 
 def test_paper_dag_under_the_slurm_profile(tmp_path):
-    """profiles/slurm: training rules get 8 GPUs (torchrun), selection of an expert is one group job."""
+    """profiles/slurm: training rules get 8 GPUs (torchrun); the analysis runs where Snakemake runs."""
     result = paper_dry_run(tmp_path, "--profile", "profiles/slurm", "-p")
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert out.count("Group job selection") == 38
     assert "torchrun --standalone --nproc_per_node=8 -m zoo_training job=multidomain" in out
     assert re.search(r"torchrun --standalone --nproc_per_node=8 -m zoo_training expert=resnet-food101 ", out)
     assert "python -m finetune" in out and "torchrun --standalone --nproc_per_node=1" not in out
-    # SLURM submissions: everything but the local rules, one per selection group
+    # SLURM submissions: everything but the local rules
     local = {"all", "tables", "evaluate", "figures", "artifacts", "domain_experts"}
     jobs = job_counts(out)
-    submitted = sum(n for r, n in jobs.items() if r not in local | {"total", "features", "scores"}) + 38
-    assert submitted == 139
+    assert sum(n for r, n in jobs.items() if r not in local | {"total"}) == 139
