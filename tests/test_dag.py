@@ -31,12 +31,12 @@ def test_mini_dag_job_counts(tmp_path):
     # 2 architectures x (4 sources from scratch + 3 non-generalist sources from the generalist)
     experts = 2 * (4 + 3)
     domains = 4  # the Multi-BN expert's domains, one per source
-    targets = 4  # RSA/DDS's probe network: one job per target (every shot setting)
+    targets = 3  # RSA/DDS's probe network: one job per target (every shot setting)
     assert counts == {
-        "data_prep": 8, "zoo_training": experts, "multidomain": 3, "domain_experts": 1,
+        "data_prep": 4 + targets, "zoo_training": experts, "multidomain": 3, "domain_experts": 1,
         "finetune": experts + domains, "selection": experts + domains, "probe_model": targets,
         "tables": 1, "evaluate": 1, "figures": 1, "artifacts": 1, "all": 1,
-        "total": 8 + experts + 3 + 1 + 2 * (experts + domains) + targets + 5,
+        "total": 4 + targets + experts + 3 + 1 + 2 * (experts + domains) + targets + 5,
     }
 
 
