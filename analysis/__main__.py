@@ -62,7 +62,9 @@ def run(cfg: AnalysisConfig) -> list[Path]:
         zoo = load_table(tables_dir / TABLE_FILES["zoo"])
         # Guided Recommendation's recommenders, trained leave-one-target-out on the fine-tuning
         # history, rank experts like any score
-        targets = difficulty_table(load_table(tables_dir / TABLE_FILES["targets"]), scores, generalist)
+        targets_csv = tables_dir / TABLE_FILES["targets"]
+        targets = (difficulty_table(load_table(targets_csv), scores, generalist) if targets_csv.is_file()
+                   else pd.DataFrame(columns=["target", "shots"]))
         if finetune["target"].nunique() >= 2 and set(zip(finetune["target"], finetune["shots"])) <= set(
                 zip(targets["target"], targets["shots"])):
             learned = recommend(split_zoos(zoo)[0], finetune, scores, targets, seed=cfg.seed)

@@ -38,7 +38,7 @@ def setup(tmp_path_factory):
 def _cfg(root, **extra):
     # the fine-tuning and selection stages' keys (defaults of FinetuneConfig where it has them)
     return OmegaConf.create({"runtime": OmegaConf.structured(RuntimeConfig), "theta_f": {"target": None},
-                             "full_targets": None, "expert": "densenet-src", "expert_path": str(root / "expert.pt"), "data_root": str(root / "data"),
+                             "full_targets": None, "plugins": [], "expert": "densenet-src", "expert_path": str(root / "expert.pt"), "data_root": str(root / "data"),
                              "targets": ["toy"], "shots": ["full", "5"], "seed": 0, "threads": 1, **extra})
 
 
