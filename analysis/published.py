@@ -43,9 +43,15 @@ def load_published(name: str) -> pd.DataFrame:
     return df
 
 
+def is_paper_zoo(sources, archs) -> bool:
+    """True for the paper's zoo: every paper source, only ResNet / DenseNet experts (also what the
+    Snakefile asks to decide whether the published comparisons are outputs)."""
+    return set(PAPER_SOURCES) <= set(sources) and set(archs) <= set(PAPER_ARCHS)
+
+
 def is_paper_benchmark(zoo: pd.DataFrame) -> bool:
-    """True when the zoo is the paper's: every paper source, only ResNet / DenseNet experts."""
-    return set(PAPER_SOURCES) <= set(zoo["source"]) and set(zoo["arch"]) <= set(PAPER_ARCHS)
+    """`is_paper_zoo` for a zoo table."""
+    return is_paper_zoo(zoo["source"], zoo["arch"])
 
 
 def compare(reproduced: pd.DataFrame, published: pd.DataFrame, keys, value: str = "value") -> pd.DataFrame:

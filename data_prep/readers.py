@@ -117,6 +117,8 @@ class PreparedDataset:
     """A dataset written by `python -m data_prep` (either layout)."""
 
     def __init__(self, root: str | Path, image_size: int | None = None):
+        """`image_size`: the side the images come out at (generated: their own; files: the crop,
+        from stats.json, default 224)."""
         self.root = Path(root)
         layout = next((name for name in ("arrays.npz", "manifest.csv") if (self.root / name).exists()), None)
         for name in (layout or "arrays.npz or manifest.csv", "splits.json", "classes.json"):
@@ -128,6 +130,7 @@ class PreparedDataset:
         if layout == "arrays.npz":
             with np.load(self.root / "arrays.npz") as arrays:
                 self._arrays = {k: torch.from_numpy(arrays[k]) for k in arrays.files}
+            self.image_size = int(self._arrays["train_images"].shape[1])  # generated images keep their size
         else:
             stats_path = self.root / "stats.json"
             stats = json.loads(stats_path.read_text()) if stats_path.exists() else {}

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from data_prep.readers import PreparedDataset
-from zoo_training.architectures import penultimate_features
+from zoo_training.architectures import dataset_features
 from zoo_training.engine import fit, set_determinism
 from zoo_training.experts import load_expert, new_head
 from zoo_training.runtime import runtime_from_env
@@ -57,16 +57,9 @@ class ThetaFSnapshots:
         self.probe, self.labels = probe.subset(order), probe.labels[order].numpy()
         self.epochs, self.runtime, self.features = sorted(set(epochs)), runtime, {}
 
-    @torch.no_grad()
     def __call__(self, epoch: int, model) -> None:
-        if epoch not in self.epochs:
-            return
-        model.eval()
-        parts = []
-        for start in range(0, len(self.probe), 256):
-            images, _ = self.runtime.to_device(*self.probe.batch(torch.arange(start, min(start + 256, len(self.probe)))))
-            parts.append(penultimate_features(model, images)[0].float().cpu())
-        self.features[epoch] = torch.cat(parts).numpy()
+        if epoch in self.epochs:
+            self.features[epoch] = dataset_features(model, self.probe, device=self.runtime.device)[0].float().numpy()
 
     def save(self, path: Path, expert: str, target: str, shots: str, lr: float) -> None:
         path.parent.mkdir(parents=True, exist_ok=True)

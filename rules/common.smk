@@ -225,12 +225,12 @@ def table(name, category="Tables"):
 
 
 from analysis.artifacts import ARTIFACTS, artifact_names  # cheap: no matplotlib at import
-from analysis.published import COMPARISONS, PAPER_ARCHS, PAPER_SOURCES
+from analysis.published import COMPARISONS, is_paper_zoo
 
 ARTIFACT_NAMES = artifact_names(bool(MULTIDOMAIN))
 ARTIFACT_KINDS = {name: ARTIFACTS[name].kind for name in ARTIFACT_NAMES}
-# the published numbers are compared where the zoo is the paper's (analysis.published.is_paper_benchmark)
-IS_PAPER = set(PAPER_SOURCES) <= set(SOURCES) and set(ARCHS) <= set(PAPER_ARCHS)
+# the published numbers are compared where the zoo is the paper's
+IS_PAPER = is_paper_zoo(SOURCES, ARCHS)
 PUBLISHED = [name for name, (file, _) in COMPARISONS.items()
              if MULTIDOMAIN or "table2_multidomain" not in file]
 

@@ -19,7 +19,7 @@ from torch.func import functional_call, grad, vmap
 
 from data_prep.readers import ImageArrays, PreparedDataset
 from selection.scores.gradient import count_sketch
-from zoo_training.architectures import penultimate_features
+from zoo_training.architectures import dataset_features
 from zoo_training.engine import set_determinism
 from zoo_training.experts import load_expert
 from zoo_training.runtime import runtime_from_env
@@ -29,17 +29,10 @@ CPU_DEVICE = torch.device("cpu")
 log = logging.getLogger("selection")
 
 
-@torch.no_grad()
 def extract(model: nn.Module, data: ImageArrays, batch_size: int, device=CPU_DEVICE) -> tuple[np.ndarray, np.ndarray]:
     """(features, source-class probabilities) in float64 (the model on `device`, in float32)."""
-    model.eval()
-    features, probs = [], []
-    for start in range(0, len(data), batch_size):
-        images, _ = data.batch(torch.arange(start, min(start + batch_size, len(data))))
-        f, logits = penultimate_features(model, images.to(device))
-        features.append(f.double().cpu())
-        probs.append(torch.softmax(logits.double(), dim=1).cpu())
-    return torch.cat(features).numpy(), torch.cat(probs).numpy()
+    features, logits = dataset_features(model, data, batch_size, device)
+    return features.double().numpy(), torch.softmax(logits.double(), dim=1).numpy()
 
 
 def last_conv(model: nn.Module) -> str:

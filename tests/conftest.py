@@ -14,3 +14,19 @@ def root() -> Path:
 
 def snakemake_cmd(*args: str) -> list[str]:
     return [sys.executable, "-m", "snakemake", *args]
+
+
+def kill_training_in_epoch(monkeypatch, epoch: int) -> None:
+    """Make the engine's `epoch`-th epoch (counting from 1) raise KeyboardInterrupt, as a job killed
+    mid-epoch; `monkeypatch.undo()` restores the engine."""
+    from zoo_training import engine
+
+    original, calls = engine.train_one_epoch, {"n": 0}
+
+    def dies(*args, **kwargs):
+        calls["n"] += 1
+        if calls["n"] == epoch:
+            raise KeyboardInterrupt("killed mid-epoch")
+        return original(*args, **kwargs)
+
+    monkeypatch.setattr(engine, "train_one_epoch", dies)

@@ -3,7 +3,7 @@ import pytest
 import torch
 
 from data_prep.readers import ImageArrays
-from zoo_training import engine
+from conftest import kill_training_in_epoch
 from zoo_training.architectures import build_model, depth, penultimate_features
 from zoo_training.engine import SGDSchedule, fit, milestones_from_fractions
 from zoo_training.experts import load_expert, new_head, save_expert
@@ -42,20 +42,11 @@ def test_killed_run_resumes_to_the_same_weights(tmp_path, monkeypatch):
     reference = _model()
     fit(reference, _data(), SCHEDULE, seed=1)
 
-    calls = {"n": 0}
-    original = engine.train_one_epoch
-
-    def dies_in_third_epoch(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 3:
-            raise KeyboardInterrupt("killed mid-epoch")
-        return original(*args, **kwargs)
-
     checkpoint = tmp_path / "last.pt"
-    monkeypatch.setattr(engine, "train_one_epoch", dies_in_third_epoch)
+    kill_training_in_epoch(monkeypatch, 3)
     with pytest.raises(KeyboardInterrupt):
         fit(_model(), _data(), SCHEDULE, seed=1, checkpoint=checkpoint)
-    monkeypatch.setattr(engine, "train_one_epoch", original)
+    monkeypatch.undo()
     assert torch.load(checkpoint, weights_only=True)["epoch"] == 2
 
     resumed = _model(seed=99)  # weights come from the checkpoint, not from this init

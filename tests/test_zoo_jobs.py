@@ -8,7 +8,7 @@ import pytest
 import torch
 import yaml
 
-from conftest import ROOT
+from conftest import ROOT, kill_training_in_epoch
 from data_prep.prepare import prepare
 from zoo_training import engine
 from zoo_training.experts import load_expert
@@ -79,19 +79,11 @@ def test_multidomain_run_resumes_from_its_checkpoint(data_root, tmp_path, monkey
 
     reference = model()
     engine.fit(reference, trains, schedule, seed=3, plan=plan, set_domain=set_domain)
-    original, calls = engine.train_one_epoch, {"n": 0}
-
-    def dies_in_second_epoch(*args, **kwargs):
-        calls["n"] += 1
-        if calls["n"] == 2:
-            raise KeyboardInterrupt("killed")
-        return original(*args, **kwargs)
-
     checkpoint = tmp_path / "last.pt"
-    monkeypatch.setattr(engine, "train_one_epoch", dies_in_second_epoch)
+    kill_training_in_epoch(monkeypatch, 2)
     with pytest.raises(KeyboardInterrupt):
         engine.fit(model(), trains, schedule, seed=3, checkpoint=checkpoint, plan=plan, set_domain=set_domain)
-    monkeypatch.setattr(engine, "train_one_epoch", original)
+    monkeypatch.undo()
     resumed = model()
     engine.fit(resumed, trains, schedule, seed=3, checkpoint=checkpoint, plan=plan, set_domain=set_domain)
     assert all(torch.equal(a, b) for a, b in zip(reference.state_dict().values(), resumed.state_dict().values()))

@@ -33,12 +33,6 @@ from zoo_training.runtime import RunLogger, runtime_from_env, shutdown
 log = logging.getLogger("zoo_training")
 
 
-def input_size(data: PreparedDataset) -> int:
-    """The side of the images the expert sees: generated data keeps its size, real images are
-    cropped to 224 (data_prep.readers)."""
-    return int(json.loads((data.root / "stats.json").read_text()).get("image_size", 224))
-
-
 def job_runtime(cfg, name: str):
     """Runtime and run logger of a training job (DDP ranks from torchrun's environment)."""
     runtime = runtime_from_env(cfg.runtime.device, cfg.runtime.bf16, cfg.runtime.channels_last, cfg.runtime.workers)
@@ -74,8 +68,8 @@ def train_expert(cfg) -> dict:
         logger=logger,
     )
     logger.finish()
+    shutdown(runtime)
     if not runtime.is_main:
-        shutdown(runtime)
         return {}
     model = model.cpu().to(memory_format=torch.contiguous_format)
     out = Path(cfg.out_dir)
@@ -91,8 +85,8 @@ def train_expert(cfg) -> dict:
         "wall_seconds": time.perf_counter() - began,
         "parameters": parameter_count(model),
         "depth": depth(model),
-        "input_size": input_size(source),
-        "gmacs": gmacs(model, input_size(source)),
+        "input_size": source.image_size,
+        "gmacs": gmacs(model, source.image_size),
         "epochs": cfg.train.epochs,
         "history": result["history"],
     }
@@ -100,7 +94,6 @@ def train_expert(cfg) -> dict:
     if cfg.checkpoint:  # the expert is final; a rerun must start over, not resume
         Path(cfg.checkpoint).unlink(missing_ok=True)
     log.info("%s: source test accuracy %.2f%% in %.1fs", cfg.expert, result["test_accuracy"], result["seconds"])
-    shutdown(runtime)
     return metrics
 
 
@@ -143,7 +136,7 @@ def train_multidomain(cfg) -> dict:
         "source_test_accuracy": dict(zip(cfg.sources, result["test_accuracy"])),
         "source_images": dict(zip(cfg.sources, sizes)),
         "images_per_source_per_epoch": cfg.per_source_cap,
-        "input_size": input_size(sources[0]),
+        "input_size": sources[0].image_size,
         "seconds": result["seconds"],
         "wall_seconds": time.perf_counter() - began,
         "parameters": parameter_count(model),

@@ -41,6 +41,20 @@ def penultimate_features(model: nn.Module, images: torch.Tensor) -> tuple[torch.
     return features, model.get_classifier()(features)
 
 
+@torch.no_grad()
+def dataset_features(model: nn.Module, data, batch_size: int = 256,
+                     device: torch.device = torch.device("cpu")) -> tuple[torch.Tensor, torch.Tensor]:
+    """(penultimate features, logits) of every image of `data`, in order, on the CPU (eval mode)."""
+    model.eval()
+    features, logits = [], []
+    for start in range(0, len(data), batch_size):
+        images, _ = data.batch(torch.arange(start, min(start + batch_size, len(data))))
+        f, z = penultimate_features(model, images.to(device))
+        features.append(f.cpu())
+        logits.append(z.cpu())
+    return torch.cat(features), torch.cat(logits)
+
+
 def depth(model: nn.Module) -> int:
     """Weight layers on the main path, as the '101' of ResNet-101 and '169' of DenseNet-169 count them.
 
