@@ -5,7 +5,7 @@ STAMP := $(VENV)/.installed
 CONFIG ?= configs/benchmark/mini.yaml
 RESULTS ?= $(shell $(PY) -c "import yaml,sys; print(yaml.safe_load(open('$(CONFIG)'))['results'])" 2>/dev/null)
 
-.PHONY: run test report lint dry-run clean
+.PHONY: run test config report lint dry-run clean
 
 $(STAMP): pyproject.toml
 	test -x $(PY) || python3 -m venv $(VENV)
@@ -19,6 +19,13 @@ run: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest -q
+
+# the resolved configuration of one stage for one benchmark (its preset over the paper's defaults):
+#   make config STAGE=selection BENCHMARK=paper
+STAGE ?= finetune
+BENCHMARK ?= mini
+config: $(STAMP)
+	@$(PY) -m pipeline config $(STAGE) $(BENCHMARK)
 
 dry-run: $(STAMP)
 	$(VENV)/bin/snakemake -n --configfile $(CONFIG)

@@ -81,12 +81,13 @@ class DataPrepConfig:
     out_dir: str = MISSING
     # training subsets to write: "full" and few-shot counts per class
     shots: List[str] = field(default_factory=lambda: ["full"])
-    # selection probe set: at most this many images per class of each shot setting
-    probe_per_class: int = 25
+    # the probe set of every shot setting: at most this many images per class (benchmark `probe_sets.per_class`)
+    probe_per_class: int = MISSING
     # probe-size ablation of the full setting (Deshpande Fig. 7): these per-class caps plus "all"
     probe_ablation_per_class: List[int] = field(default_factory=list)
     # PARC's protocol on the full setting: this many probe sets of parc_probe_size images
     parc_draws: int = 0
+    # images per PARC draw (Bolya et al. Sec. 5: 500)
     parc_probe_size: int = 500
     seed: int = 0
     # real datasets: where raw downloads live, and the resize cache

@@ -21,6 +21,8 @@ from urllib.error import HTTPError, URLError
 from urllib.parse import urlparse
 from urllib.request import Request, url2pathname, urlopen
 
+from pipeline.errors import UserError
+
 log = logging.getLogger("data_prep")
 
 CHUNK = 1 << 20
@@ -28,7 +30,7 @@ TIMEOUT_S = 60
 ARCHIVE_SUFFIXES = (".tar", ".tar.gz", ".tgz", ".zip")
 
 
-class DataPrepError(ValueError):
+class DataPrepError(UserError, ValueError):
     """A problem the user can fix: a bad config, a missing or corrupt file. The message says how."""
 
 

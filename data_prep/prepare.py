@@ -21,6 +21,7 @@ from data_prep.download import DataPrepError, obtain
 from data_prep.images import resize_all
 from data_prep.sources import READERS, Sample
 from data_prep.synthetic import DomainSpec, class_motifs, generate
+from pipeline.layout import PROBE_ALL, parc_draw_probe, per_class_probe
 
 log = logging.getLogger("data_prep")
 __all__ = ["DataPrepError", "assign_split", "few_shot_indices", "prepare", "probe_indices"]
@@ -73,7 +74,7 @@ def probe_indices(
 ) -> dict[str, dict[str, list[int]]]:
     """Probe sets per shot setting, drawn from that setting's training data only (never test data).
 
-    "default": at most `per_class` images per class (the paper's 25). For the full
+    ``per_class_<per_class>`` (pipeline.layout): at most `per_class` images per class (the paper's 25). For the full
     setting also the probe-size ablation (Deshpande Fig. 7: "per_class_<k>" and "all")
     and PARC's protocol ("parc_draw<i>": `parc_size` images, at least 2 per class).
     """
@@ -81,14 +82,14 @@ def probe_indices(
     for setting, index in train_sets.items():
         index = np.asarray(index)
         rng = np.random.default_rng(seed + 7919)
-        probes = {"default": _per_class_cap(labels, index, per_class, rng)}
+        probes = {per_class_probe(per_class): _per_class_cap(labels, index, per_class, rng)}
         if setting == "full":
             for k in ablation_per_class:
-                probes[f"per_class_{k}"] = _per_class_cap(labels, index, k, np.random.default_rng(seed + 7919 + k))
+                probes[per_class_probe(k)] = _per_class_cap(labels, index, k, np.random.default_rng(seed + 7919 + k))
             if ablation_per_class:
-                probes["all"] = sorted(int(i) for i in index)
+                probes[PROBE_ALL] = sorted(int(i) for i in index)
             for draw in range(parc_draws):
-                probes[f"parc_draw{draw}"] = parc_draw(labels, index, parc_size, np.random.default_rng(seed + 104729 + draw))
+                probes[parc_draw_probe(draw)] = parc_draw(labels, index, parc_size, np.random.default_rng(seed + 104729 + draw))
         out[setting] = probes
     return out
 

@@ -23,6 +23,8 @@ import numpy as np
 import torch
 from torch.utils.data import Dataset
 
+from data_prep.download import DataPrepError
+
 # fixed normalisation for generated data (mean/std of the renderer's pixel range)
 MEAN, STD = 0.5, 0.25
 # real images: the ImageNet statistics every pre-trained torchvision/timm network expects
@@ -123,7 +125,7 @@ class PreparedDataset:
         layout = next((name for name in ("arrays.npz", "manifest.csv") if (self.root / name).exists()), None)
         for name in (layout or "arrays.npz or manifest.csv", "splits.json", "classes.json"):
             if not (self.root / name).exists():
-                raise FileNotFoundError(f"{self.root / name} is missing: run the data_prep stage for this dataset first")
+                raise DataPrepError(f"{self.root / name} is missing: run the data_prep stage for this dataset first")
         self.splits = json.loads((self.root / "splits.json").read_text())
         self.classes = json.loads((self.root / "classes.json").read_text())
         self._arrays, self._files = None, None
@@ -159,7 +161,7 @@ class PreparedDataset:
 
     def _indices(self, kind: str, shots: str):
         if shots not in self.splits[kind]:
-            raise KeyError(f"{self.root}: no {kind} indices for shots={shots!r}; prepared: {sorted(self.splits[kind])}")
+            raise DataPrepError(f"{self.root}: no {kind} indices for shots={shots!r}; prepared: {sorted(self.splits[kind])}")
         return self.splits[kind][shots]
 
     def probe_names(self, shots: str) -> list[str]:
@@ -169,11 +171,12 @@ class PreparedDataset:
         """The training data of one shot setting (augmented when read from files)."""
         return self.split("train", train_transform=True).subset(self._indices("train", shots))
 
-    def probe_set(self, shots: str, probe: str = "default") -> ImageArrays | ImageFiles:
-        """A selection probe set of one shot setting (drawn from that setting's training data; not augmented)."""
+    def probe_set(self, shots: str, probe: str) -> ImageArrays | ImageFiles:
+        """A selection probe set of one shot setting (drawn from that setting's training data; not augmented);
+        `probe` is a name of pipeline.layout (per_class_25, all, parc_draw0, ...). Raises DataPrepError."""
         probes = self._indices("probe", shots)
         if probe not in probes:
-            raise KeyError(f"{self.root}: no probe set {probe!r} for shots={shots!r}; prepared: {sorted(probes)}")
+            raise DataPrepError(f"{self.root}: no probe set {probe!r} for shots={shots!r}; prepared: {sorted(probes)}")
         return self.split("train").subset(probes[probe])
 
     def test(self) -> ImageArrays | ImageFiles:

@@ -17,6 +17,8 @@ class ThetaFConfig:
     target: Optional[str] = None  # null: no snapshots
     shots: str = "full"
     lr: float = 0.005
+    # the probe set whose features are saved (the paper's: per_class_25)
+    probe_set: Optional[str] = None
     # when to save them, as fractions of the fine-tuning epochs (the paper: epochs 0, 15 and 30 of 30)
     fractions: List[float] = field(default_factory=lambda: [0.0, 0.5, 1.0])
 
@@ -32,7 +34,7 @@ class FinetuneConfig:
     shots: List[str] = field(default_factory=lambda: ["full"])
     # targets fine-tuned on their full training set (the paper: 8 of 11); null = every target
     full_targets: Optional[List[str]] = None
-    # the paper's grid; the best test accuracy over it is the fine-tuned accuracy
+    # Deshpande Sec. 4.2's lr grid; the best test accuracy over it is the fine-tuned accuracy
     lrs: List[float] = field(default_factory=lambda: [0.01, 0.005, 0.001])
     # one JSON record with a row per (target, shots, lr); `{out}.partial` keeps finished rows of a killed job
     out: str = MISSING

@@ -17,7 +17,8 @@ import torch
 
 from data_prep.readers import PreparedDataset
 from zoo_training.architectures import dataset_features
-from zoo_training.engine import fit, set_determinism
+from pipeline.errors import UserError, require_path
+from zoo_training.engine import fit, schedule_from, set_determinism
 from zoo_training.experts import load_expert, new_head
 from zoo_training.runtime import runtime_from_env
 
@@ -48,11 +49,11 @@ def grid(targets, shots, lrs, full_targets=None) -> list[tuple[str, str, float]]
 
 
 class ThetaFSnapshots:
-    """Penultimate features of the target's default probe set (25 per class, grouped by class)
-    at the chosen epochs of one fine-tuning run: the data of Deshpande Fig. 8, Theta_F = F F^T."""
+    """Penultimate features of one probe set of the target (the paper's: per_class_25), grouped by
+    class, at the chosen epochs of one fine-tuning run: the data of Deshpande Fig. 8, Theta_F = F F^T."""
 
-    def __init__(self, data, shots: str, epochs: list[int], runtime):
-        probe = data.probe_set(shots, "default")
+    def __init__(self, data, shots: str, probe_set: str, epochs: list[int], runtime):
+        probe = data.probe_set(shots, probe_set)
         order = torch.argsort(probe.labels, stable=True)  # samples grouped by class, as the figure
         self.probe, self.labels = probe.subset(order), probe.labels[order].numpy()
         self.epochs, self.runtime, self.features = sorted(set(epochs)), runtime, {}
@@ -69,8 +70,15 @@ class ThetaFSnapshots:
         os.replace(tmp, path)
 
 
-def finetune_expert(cfg, schedule_for) -> list[dict]:
-    """Rows {expert, target, shots, lr, test_accuracy, seconds}; `schedule_for(lr)` gives the SGD schedule."""
+class FinetuneError(UserError):
+    """A fine-tuning request that cannot run (a grid point or file that does not exist)."""
+
+
+def finetune_expert(cfg) -> list[dict]:
+    """Fine-tune `cfg.expert` on every (target, shots, lr) of the grid; rows {expert, target, shots, lr,
+    test_accuracy (%), seconds}. Each lr of `cfg.lrs` runs the recipe `cfg.train` (Deshpande Sec. 4.2).
+    Raises FinetuneError for a missing expert or a Fig. 8 point off the grid."""
+    require_path(cfg.expert_path, "expert_path", FinetuneError)
     set_determinism(cfg.threads)
     runtime = runtime_from_env(cfg.runtime.device, cfg.runtime.bf16, cfg.runtime.channels_last, cfg.runtime.workers)
     out = Path(cfg.out)
@@ -81,9 +89,10 @@ def finetune_expert(cfg, schedule_for) -> list[dict]:
     theta_point = None
     if cfg.theta_f.target is not None:
         theta_point = (cfg.theta_f.target, str(cfg.theta_f.shots), float(cfg.theta_f.lr))
-        if theta_point not in points or not cfg.theta_f_out:
-            raise ValueError(f"theta_f names {theta_point}, which is not a point of this expert's grid "
-                             f"(or theta_f_out is unset); choose a target, shots and lr that it fine-tunes")
+        if theta_point not in points or not cfg.theta_f_out or not cfg.theta_f.probe_set:
+            raise FinetuneError(f"theta_f names {theta_point}, which is not a point of this expert's grid "
+                                f"(or theta_f_out / theta_f.probe_set is unset); choose a target, shots and lr "
+                                f"that it fine-tunes")
     rows, began, datasets = [], time.perf_counter(), {}
     for i, (target, shots, lr) in enumerate(points, 1):
         redo_theta = theta_point == (target, shots, lr) and not Path(cfg.theta_f_out).exists()
@@ -95,9 +104,9 @@ def finetune_expert(cfg, schedule_for) -> list[dict]:
         data = datasets[target]
         model, _ = load_expert(cfg.expert_path)
         model = new_head(model, data.num_classes, cfg.seed)
-        schedule, snapshots = schedule_for(lr), None
+        schedule, snapshots = schedule_from(cfg.train, lr), None
         if theta_point == (target, shots, lr):
-            snapshots = ThetaFSnapshots(data, shots, [round(f * schedule.epochs) for f in cfg.theta_f.fractions], runtime)
+            snapshots = ThetaFSnapshots(data, shots, cfg.theta_f.probe_set, [round(f * schedule.epochs) for f in cfg.theta_f.fractions], runtime)
         result = fit(model, data.train(shots), schedule, seed=cfg.seed, test=data.test(),
                      name=f"{cfg.expert}->{target}/{shots}/lr={lr}", runtime=runtime, epoch_hook=snapshots)
         if snapshots is not None:

@@ -25,7 +25,7 @@ rule tables:
     benchmark:
         RESULTS / "benchmarks/analysis/tables.tsv"
     shell:
-        "python -m analysis step=tables results_dir={params.results} 'zoo_records={params.zoo}' "
+        "python -m analysis preset=" + PRESET + "/analysis step=tables results_dir={params.results} 'zoo_records={params.zoo}' "
         "'finetune_records={params.finetune}' 'score_records={params.scores}' "
         "'multidomain_records={params.multidomain}' 'target_dirs={params.target_dirs}' "
         "hydra.run.dir={params.run_dir} hydra.job.chdir=false > {log} 2>&1"
@@ -52,14 +52,14 @@ rule evaluate:
         results=RESULTS,
         generalist=REFERENCE_EXPERT,
         run_dir=run_dir("analysis", "evaluate"),
-        top_k=SELECTION.get("top_k", 3),
+        top_k=3,
         seed=SEED,
     log:
         RESULTS / "logs/analysis/evaluate.log",
     benchmark:
         RESULTS / "benchmarks/analysis/evaluate.tsv"
     shell:
-        "python -m analysis step=evaluate results_dir={params.results} generalist={params.generalist} "
+        "python -m analysis preset=" + PRESET + "/analysis step=evaluate results_dir={params.results} generalist={params.generalist} "
         "top_k={params.top_k} seed={params.seed} hydra.run.dir={params.run_dir} hydra.job.chdir=false > {log} 2>&1"
 
 
@@ -81,14 +81,14 @@ rule figures:
         results=RESULTS,
         generalist=REFERENCE_EXPERT,
         run_dir=run_dir("analysis", "figures"),
-        top_k=SELECTION.get("top_k", 3),
+        top_k=3,
         theta_f=lambda wc, input: f"'theta_f_records={hydra_list(input.theta_f)}'" if THETA_F else "",
     log:
         RESULTS / "logs/analysis/figures.log",
     benchmark:
         RESULTS / "benchmarks/analysis/figures.tsv"
     shell:
-        "python -m analysis step=figures results_dir={params.results} generalist={params.generalist} "
+        "python -m analysis preset=" + PRESET + "/analysis step=figures results_dir={params.results} generalist={params.generalist} "
         "top_k={params.top_k} {params.theta_f} hydra.run.dir={params.run_dir} hydra.job.chdir=false > {log} 2>&1"
 
 
@@ -109,7 +109,7 @@ rule artifacts:
     params:
         results=RESULTS,
         generalist=REFERENCE_EXPERT,
-        top_k=SELECTION.get("top_k", 3),
+        top_k=3,
         multidomain=bool(MULTIDOMAIN),
         pools=hydra_dict({name: hydra_list(archs) if archs is not None else "null" for name, archs in POOLS.items()}),
         run_dir=run_dir("analysis", "artifacts"),
@@ -118,7 +118,7 @@ rule artifacts:
     benchmark:
         RESULTS / "benchmarks/analysis/artifacts.tsv"
     shell:
-        "python -m analysis step=artifacts results_dir={params.results} generalist={params.generalist} "
+        "python -m analysis preset=" + PRESET + "/analysis step=artifacts results_dir={params.results} generalist={params.generalist} "
         "top_k={params.top_k} multidomain={params.multidomain} '++pools={params.pools}' "
         "hydra.run.dir={params.run_dir} hydra.job.chdir=false > {log} 2>&1"
 

@@ -2,34 +2,33 @@ rule finetune:
     """Fine-tune one expert on every target x shot setting x learning rate (one process: start-up
     costs seconds on a CPU). Finished grid points survive a killed job in {output}.partial."""
     input:
-        weights=RESULTS / "experts/{expert}/model.pt",
-        targets=[data_dir(t) / "splits.json" for t in TARGETS],
+        weights=LAYOUT.expert_weights("{expert}"),
+        targets=target_splits(),
     output:
-        record=RESULTS / "records/finetune/{expert}.json",
+        record=LAYOUT.record("finetune", "{expert}"),
         # Fig. 8's features, when the benchmark names a theta_f grid point
-        theta_f=[RESULTS / "records/theta_f/{expert}.npz"] if THETA_F else [],
+        theta_f=[LAYOUT.record("theta_f", "{expert}")] if THETA_F else [],
     params:
-        seed=SEED,
-        targets=hydra_list(TARGETS),
-        # the multi-domain expert's domains: full target tasks only (the paper's Fig. 3 and 5)
-        shots=lambda wc: hydra_list(["full"] if is_domain_expert(wc.expert) else SHOTS),
-        full_targets=hydra_list(FULL_TARGETS),
-        lrs=hydra_list(config["finetune_lrs"]),
-        theta_f=lambda wc, output: (f"'theta_f={hydra_dict(THETA_F)}' theta_f_out={output.theta_f[0]}"
-                                    if THETA_F else ""),
-        data_root=RESULTS / "data",
-        run_dir=lambda wc: run_dir("finetune", wc.expert),
-        overrides=overrides("finetune"),
+        identity=lambda wc, input, output, threads: identity(
+            expert=wc.expert,
+            expert_path=input.weights,
+            data_root=RESULTS / "data",
+            targets=TARGETS,
+            # the multi-domain expert's domains: full target tasks only (the paper's Fig. 3 and 5)
+            shots=["full"] if Expert.parse(wc.expert).kind == "md" else SHOTS,
+            full_targets=FULL_TARGETS,
+            out=output.record,
+            theta_f={**THETA_F, "probe_set": PROBE_SET} if THETA_F else None,
+            theta_f_out=output.theta_f[0] if THETA_F else None,
+            threads=threads,
+        ),
+        run_dir=lambda wc: LAYOUT.run_dir("finetune", wc.expert),
     threads: THREADS
     resources:
         gpu=0,
     log:
-        RESULTS / "logs/finetune/{expert}.log",
+        LAYOUT.log("finetune", "{expert}"),
     benchmark:
-        RESULTS / "benchmarks/finetune/{expert}.tsv"
+        LAYOUT.benchmark("finetune", "{expert}")
     shell:
-        "python -m finetune expert={wildcards.expert} expert_path={input.weights} data_root={params.data_root} "
-        "'targets={params.targets}' 'shots={params.shots}' 'full_targets={params.full_targets}' "
-        "'lrs={params.lrs}' out={output.record} {params.theta_f} "
-        "seed={params.seed} threads={threads} {params.overrides} "
-        "hydra.run.dir={params.run_dir} hydra.job.chdir=false > {log} 2>&1"
+        stage_shell("finetune")

@@ -1,64 +1,65 @@
 rule selection:
     """Selection for one expert, in one process (importing torch and timm costs ~7 s per process):
     one forward pass per (target, shots, probe set) writes the caches every score shares (LGC's
-    projected per-sample gradients on the default probe sets, the expert's own source features),
+    projected per-sample gradients on the paper's probe sets, the expert's own source features),
     then every selection method runs on them (numpy only) into one record."""
     input:
-        unpack(selection_inputs),
+        unpack(get_selection_inputs),
     output:
         caches=expert_caches("{expert}"),
-        record=RESULTS / "records/scores/{expert}.json",
+        record=LAYOUT.record("scores", "{expert}"),
     params:
-        targets=hydra_list(TARGETS),
-        shots=hydra_list(SHOTS),
-        data_root=RESULTS / "data",
-        source_dir=lambda wc: data_dir(expert_parts(wc.expert)[1]),
-        cache_dir=lambda wc: RESULTS / "features" / wc.expert,
-        probe_dir=RESULTS / "probe_models",
-        lgc_dim=SELECTION["lgc_dim"],
-        methods=hydra_list(SELECTION["methods"]),
-        plugins=hydra_list(SELECTION.get("plugins", [])),
-        variants=hydra_dict(SELECTION["variants"]),
-        seed=SEED,
-        run_dir=lambda wc: run_dir("selection", wc.expert),
-        overrides=overrides("selection"),
+        identity=lambda wc, input, output, threads: identity(
+            expert=wc.expert,
+            expert_path=input.weights,
+            data_root=RESULTS / "data",
+            targets=TARGETS,
+            shots=SHOTS,
+            probe_set=PROBE_SET,
+            source_dir=LAYOUT.data_dir(Expert.parse(wc.expert).source),
+            cache_dir=LAYOUT.feature_dir(wc.expert),
+            probe_dir=LAYOUT.probe_model_dir(),
+            methods=SELECTION["methods"],
+            plugins=SELECTION["plugins"],
+            variants=SELECTION["variants"] or {},
+            out=output.record,
+            threads=threads,
+        ),
+        run_dir=lambda wc: LAYOUT.run_dir("selection", wc.expert),
     threads: THREADS
     resources:
         gpu=0,
     log:
-        RESULTS / "logs/selection/{expert}.log",
+        LAYOUT.log("selection", "{expert}"),
     benchmark:
-        RESULTS / "benchmarks/selection/{expert}.tsv"
+        LAYOUT.benchmark("selection", "{expert}")
     shell:
-        "python -m selection step=select expert={wildcards.expert} expert_path={input.weights} "
-        "data_root={params.data_root} 'targets={params.targets}' 'shots={params.shots}' "
-        "cache_dir={params.cache_dir} source_dir={params.source_dir} lgc_dim={params.lgc_dim} "
-        "'methods={params.methods}' 'plugins={params.plugins}' 'variants={params.variants}' "
-        "probe_dir={params.probe_dir} out={output.record} seed={params.seed} threads={threads} "
-        "{params.overrides} hydra.run.dir={params.run_dir} hydra.job.chdir=false > {log} 2>&1"
+        stage_shell("selection")
 
 
 rule probe_model:
-    """RSA/DDS's small network trained on one target (per shot setting) and its probe-set features."""
+    """RSA/DDS's probe network trained on one target (per shot setting) and its probe-set features."""
     input:
-        data_dir("{target}") / "splits.json",
+        LAYOUT.splits("{target}"),
     output:
         probe_model_caches("{target}"),
     params:
-        shots=hydra_list(SHOTS),
-        data_root=RESULTS / "data",
-        probe_dir=RESULTS / "probe_models",
-        seed=SEED,
-        run_dir=lambda wc: run_dir("probe_model", wc.target),
-        overrides=overrides("selection"),
+        identity=lambda wc, threads: identity(
+            targets=[wc.target],
+            shots=SHOTS,
+            probe_set=PROBE_SET,
+            data_root=RESULTS / "data",
+            probe_dir=LAYOUT.probe_model_dir(),
+            methods=SELECTION["methods"],
+            threads=threads,
+        ),
+        run_dir=lambda wc: LAYOUT.run_dir("probe_model", wc.target),
     threads: THREADS
     resources:
         gpu=0,
     log:
-        RESULTS / "logs/probe_model/{target}.log",
+        LAYOUT.log("probe_model", "{target}"),
     benchmark:
-        RESULTS / "benchmarks/probe_model/{target}.tsv"
+        LAYOUT.benchmark("probe_model", "{target}")
     shell:
-        "python -m selection step=probe_model 'targets=[{wildcards.target}]' 'shots={params.shots}' "
-        "data_root={params.data_root} probe_dir={params.probe_dir} seed={params.seed} threads={threads} "
-        "{params.overrides} hydra.run.dir={params.run_dir} hydra.job.chdir=false > {log} 2>&1"
+        stage_shell("selection", step="probe_model")

@@ -7,9 +7,7 @@ from typing import Any, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from zoo_training.config import RuntimeConfig
-
-from zoo_training.config import ArchConfig, TrainConfig
+from zoo_training.config import ArchConfig, RuntimeConfig, TrainConfig
 
 
 @dataclass
@@ -24,8 +22,10 @@ class SelectionConfig:
     data_root: str = MISSING
     targets: List[str] = MISSING
     shots: List[str] = field(default_factory=lambda: ["full"])
+    # the paper's probe set of every shot setting (e.g. per_class_25): LGC's gradients and the source features
+    probe_set: str = MISSING
     # registered score names, each run with its defaults ...
-    methods: List[str] = field(default_factory=lambda: ["lfc", "leep", "parc", "random"])
+    methods: List[str] = MISSING
     # user score modules (Python files) imported before scoring: selection.scores.load_plugins
     plugins: List[str] = field(default_factory=list)
     # ... and named variants: {name: {score: <registered>, options: {...}}}, e.g. PCA for any feature score
@@ -38,8 +38,9 @@ class SelectionConfig:
     probe_dir: str = ""
     # LGC: random projection size of the last conv layer's per-sample gradients (0 disables)
     lgc_dim: int = 10_000
-    probe_arch: Optional[ArchConfig] = None
-    train: Optional[TrainConfig] = None
+    # RSA/DDS's probe network and its training recipe (step=probe_model)
+    probe_arch: ArchConfig = MISSING
+    probe_train: TrainConfig = MISSING
     out: str = ""
     seed: int = 0
     threads: int = 1

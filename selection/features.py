@@ -1,8 +1,8 @@
 """The feature caches every score reads, from one forward pass per probe set.
 
 Per (expert, target, shots, probe set): penultimate features and source-head
-probabilities (`{cache_dir}/{target}/{shots}/{probe}.npz`). Also, for the default
-probe set, LGC's per-sample gradients of the last convolutional layer, randomly
+probabilities (`{cache_dir}/{target}/{shots}/{probe}.npz`). Also, for the paper's
+probe set (`cfg.probe_set`, e.g. per_class_25), LGC's per-sample gradients of the last convolutional layer, randomly
 projected; and per expert, features of its own source images for Domain
 Similarity (`{cache_dir}/source.npz`).
 """
@@ -94,7 +94,7 @@ def write_caches(cfg) -> list[Path]:
                 features, probs = extract(model, data, cfg.batch_size, device)
                 arrays = {"features": features, "probs": probs, "labels": data.labels.numpy(),
                           "seconds": time.perf_counter() - began}
-                if probe == "default" and cfg.lgc_dim > 0:
+                if probe == cfg.probe_set and cfg.lgc_dim > 0:
                     began = time.perf_counter()
                     arrays["gradients"] = projected_gradients(model, data, cfg.lgc_dim, cfg.seed, device=device)
                     arrays["gradient_seconds"] = time.perf_counter() - began
@@ -102,7 +102,7 @@ def write_caches(cfg) -> list[Path]:
         log.info("%s: feature caches for %s", cfg.expert, target)
     if cfg.source_dir:
         source = PreparedDataset(cfg.source_dir)
-        data = source.probe_set("full", "default")
+        data = source.probe_set("full", cfg.probe_set)
         began = time.perf_counter()
         features, _ = extract(model, data, cfg.batch_size, device)
         written.append(_save(cache_dir / "source.npz", features=features, labels=data.labels.numpy(),

@@ -9,8 +9,14 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.errors import UserError
 from selection.scores import SCORES, compute_score, load_plugins
 from selection.scores.registry import pca_reduce
+
+
+class SelectionError(UserError):
+    """A selection request that cannot run: an unknown method or option, a missing cache or expert."""
+
 
 def score_seed(seed: int, expert: str, target: str, shots: str) -> int:
     """A stable per-(expert, target, shots) seed for seeded methods such as Random."""
@@ -24,12 +30,12 @@ def method_table(methods, variants) -> dict[str, tuple[str, dict]]:
         table[name] = (spec["score"], dict(spec.get("options") or {}))
     unknown = sorted({score for score, _ in table.values() if score not in SCORES})
     if unknown:
-        raise ValueError(f"unknown selection method(s) {unknown}; known: {', '.join(sorted(SCORES))}")
+        raise SelectionError(f"unknown selection method(s) {unknown}; known: {', '.join(sorted(SCORES))}")
     for name, (score, options) in table.items():
         params = inspect.signature(SCORES[score]).parameters
         bad = [o for o in options if o not in params and not (o == "pca_dim" and "features" in params)]
         if bad:
-            raise ValueError(f"method {name!r}: score {score!r} has no option(s) {bad}")
+            raise SelectionError(f"method {name!r}: score {score!r} has no option(s) {bad}")
     return table
 
 
@@ -47,7 +53,7 @@ def run_method(score: str, options: dict, inputs: dict) -> float:
 
 def _load(path: Path, what: str) -> dict:
     if not path.exists():
-        raise FileNotFoundError(f"{what} {path} is missing: run the selection stage's earlier step first")
+        raise SelectionError(f"{what} {path} is missing: run the selection stage's earlier step first")
     with np.load(path) as cache:
         return {k: cache[k] for k in cache.files}
 
@@ -71,7 +77,7 @@ def score_expert(cfg) -> list[dict]:
                     inputs.update(_load(Path(cfg.probe_dir) / target / shots / f"{probe}.npz", "probe-model features"))
                 for method, (score, options) in table.items():
                     if not _has_required(score, inputs):
-                        continue  # e.g. LGC's gradients exist only for the default probe set
+                        continue  # e.g. LGC's gradients exist only for the paper's probe set
                     began = time.perf_counter()
                     value = run_method(score, options, inputs)
                     rows.append({

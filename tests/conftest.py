@@ -5,11 +5,26 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
+# every shipped benchmark preset (configs/preset/<name>/)
+PRESETS = sorted(p.name for p in (CONFIGS / "preset").iterdir() if p.is_dir())
 
 
 @pytest.fixture
 def root() -> Path:
     return ROOT
+
+
+def compose_stage(stage: str, benchmark: str, *overrides: str):
+    """The real configuration of a stage for a benchmark, as its command line composes it
+    (configs/<stage>.yaml, the preset configs/preset/<benchmark>/<stage>.yaml, then `overrides`)."""
+    from pipeline.stages import compose
+
+    return compose(stage, benchmark, list(overrides))
+
+
+@pytest.fixture
+def stage_config():
+    return compose_stage
 
 
 def snakemake_cmd(*args: str) -> list[str]:

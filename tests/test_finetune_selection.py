@@ -6,16 +6,16 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from zoo_training.config import RuntimeConfig
 import torch
-from omegaconf import OmegaConf
+
+from conftest import compose_stage
+from pipeline.stages import identity_overrides
 
 from data_prep.prepare import prepare
 from finetune import run as finetune_run
 from selection.features import write_caches
-from selection.run import score_expert
+from selection.run import SelectionError, score_expert
 from zoo_training.architectures import build_model
-from zoo_training.engine import SGDSchedule
 from zoo_training.experts import save_expert
 
 ARCH = {"family": "densenet", "timm_name": None, "kwargs": {"growth_rate": 4, "block_config": [1, 1], "bn_size": 2}}
@@ -35,15 +35,13 @@ def setup(tmp_path_factory):
     return root
 
 
-def _cfg(root, **extra):
-    # the fine-tuning and selection stages' keys (defaults of FinetuneConfig where it has them)
-    return OmegaConf.create({"runtime": OmegaConf.structured(RuntimeConfig), "theta_f": {"target": None},
-                             "full_targets": None, "plugins": [], "expert": "densenet-src", "expert_path": str(root / "expert.pt"), "data_root": str(root / "data"),
-                             "targets": ["toy"], "shots": ["full", "5"], "seed": 0, "threads": 1, **extra})
-
-
-def _schedule(lr):
-    return SGDSchedule(lr=lr, epochs=2, milestones=(1,), batch_size=32, nesterov=True)
+def _cfg(root, stage="finetune", **extra):
+    """The stage's real configuration (smoke preset: the mini recipe at 2 epochs) for the toy target."""
+    identity = {"expert": "densenet-src", "expert_path": str(root / "expert.pt"), "data_root": str(root / "data"),
+                "targets": ["toy"], "shots": ["full", "5"], "threads": 1, **extra}
+    if stage == "selection":
+        identity = {"step": "select", "probe_set": "per_class_10", **identity}
+    return compose_stage(stage, "smoke", *identity_overrides(**identity))
 
 
 def test_grid_runs_every_point_and_resumes_from_partial(setup, monkeypatch):
@@ -55,7 +53,7 @@ def test_grid_runs_every_point_and_resumes_from_partial(setup, monkeypatch):
     calls = []
     real_fit = finetune_run.fit
     monkeypatch.setattr(finetune_run, "fit", lambda *a, **k: calls.append(k["name"]) or real_fit(*a, **k))
-    rows = finetune_run.finetune_expert(cfg, _schedule)
+    rows = finetune_run.finetune_expert(cfg)
     assert len(rows) == 4 and len(calls) == 3  # the finished point is not redone
     assert rows[0] == done
     record = json.loads(out.read_text())
@@ -64,8 +62,8 @@ def test_grid_runs_every_point_and_resumes_from_partial(setup, monkeypatch):
 
 
 def test_fine_tuning_is_deterministic(setup):
-    a = finetune_run.finetune_expert(_cfg(setup, lrs=[0.01], out=str(setup / "a.json")), _schedule)
-    b = finetune_run.finetune_expert(_cfg(setup, lrs=[0.01], out=str(setup / "b.json")), _schedule)
+    a = finetune_run.finetune_expert(_cfg(setup, lrs=[0.01], out=str(setup / "a.json")))
+    b = finetune_run.finetune_expert(_cfg(setup, lrs=[0.01], out=str(setup / "b.json")))
     assert [r["test_accuracy"] for r in a] == [r["test_accuracy"] for r in b]
 
 
@@ -74,8 +72,9 @@ def test_theta_f_snapshots_and_the_grid_rules(setup):
     full setting only for full_targets; a theta_f point outside the grid is refused."""
     theta = setup / "theta.npz"
     cfg = _cfg(setup, lrs=[0.01, 0.001], out=str(setup / "t.json"), theta_f_out=str(theta),
-               theta_f={"target": "toy", "shots": "full", "lr": 0.001, "fractions": [0.0, 0.5, 1.0]})
-    finetune_run.finetune_expert(cfg, _schedule)
+               theta_f={"target": "toy", "shots": "full", "lr": 0.001, "fractions": [0.0, 0.5, 1.0],
+                        "probe_set": "per_class_10"})
+    finetune_run.finetune_expert(cfg)
     with np.load(theta) as z:
         assert list(z["epochs"]) == [0, 1, 2] and z["features"].shape[:2] == (3, len(z["labels"]))
         assert (np.diff(z["labels"]) >= 0).all() and str(z["expert"]) == "densenet-src"
@@ -83,20 +82,21 @@ def test_theta_f_snapshots_and_the_grid_rules(setup):
     assert finetune_run.grid(["a", "b"], ["full", "5"], [0.1], full_targets=["a"]) == [
         ("a", "full", 0.1), ("a", "5", 0.1), ("b", "5", 0.1)]
     bad = _cfg(setup, lrs=[0.01], out=str(setup / "u.json"), theta_f_out=str(theta),
-               theta_f={"target": "toy", "shots": "full", "lr": 0.005, "fractions": [0.0]})
-    with pytest.raises(ValueError, match="not a point of this expert's grid"):
-        finetune_run.finetune_expert(bad, _schedule)
+               theta_f={"target": "toy", "shots": "full", "lr": 0.005, "fractions": [0.0],
+                        "probe_set": "per_class_10"})
+    with pytest.raises(finetune_run.FinetuneError, match="not a point of this expert's grid"):
+        finetune_run.finetune_expert(bad)
 
 
 METHODS = ["lfc", "lgc", "leep", "parc", "random"]
 
 
 def test_feature_cache_and_scores(setup):
-    cfg = _cfg(setup, cache_dir=str(setup / "cache"), batch_size=7, methods=METHODS, lgc_dim=64, source_dir="",
+    cfg = _cfg(setup, "selection", cache_dir=str(setup / "cache"), batch_size=7, methods=METHODS, lgc_dim=64,
                variants={"parc_pca4": {"score": "parc", "options": {"pca_dim": 4}}}, out=str(setup / "scores.json"))
     paths = write_caches(cfg)
     assert len(paths) == 2
-    with np.load(setup / "cache" / "toy" / "full" / "default.npz") as cache:
+    with np.load(setup / "cache" / "toy" / "full" / "per_class_10.npz") as cache:
         assert cache["features"].shape[0] == 30  # 10 per class from the full training set
         np.testing.assert_allclose(cache["probs"].sum(1), 1.0)
         assert cache["probs"].shape[1] == 5  # the source head
@@ -121,7 +121,7 @@ def test_projected_gradients_equal_a_per_sample_loop(setup):
     from zoo_training.experts import load_expert
 
     model, _ = load_expert(setup / "expert.pt")
-    data = PreparedDataset(setup / "data" / "toy").probe_set("5")
+    data = PreparedDataset(setup / "data" / "toy").probe_set("5", "per_class_10")
     got = projected_gradients(model, data, dim=50, seed=3, batch_size=4)
     name = last_conv(model)
     weight = dict(model.named_parameters())[name]
@@ -136,12 +136,12 @@ def test_projected_gradients_equal_a_per_sample_loop(setup):
 
 
 def test_unknown_method_or_option_is_named(setup):
-    cfg = _cfg(setup, cache_dir=str(setup / "cache"), methods=["lfc", "magic"], variants={}, out=str(setup / "x.json"))
-    with pytest.raises(ValueError, match="magic"):
+    cfg = _cfg(setup, "selection", cache_dir=str(setup / "cache"), methods=["lfc", "magic"], out=str(setup / "x.json"))
+    with pytest.raises(SelectionError, match="magic"):
         score_expert(cfg)
-    cfg = _cfg(setup, cache_dir=str(setup / "cache"), methods=["lfc"], variants={"v": {"score": "leep", "options": {"k": 1}}},
-               out=str(setup / "x.json"))
-    with pytest.raises(ValueError, match="no option"):
+    cfg = _cfg(setup, "selection", cache_dir=str(setup / "cache"), methods=["lfc"],
+               variants={"v": {"score": "leep", "options": {"k": 1}}}, out=str(setup / "x.json"))
+    with pytest.raises(SelectionError, match="no option"):
         score_expert(cfg)
 
 

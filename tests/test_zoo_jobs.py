@@ -30,22 +30,23 @@ def data_root(tmp_path_factory):
 
 def _zoo(*args, torchrun=0, cwd=ROOT):
     cmd = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={torchrun}", "-m"]
-           if torchrun else [sys.executable, "-m"]) + ["zoo_training", *args, "train=mini", "train.epochs=2",
-                                                        "train.batch_size=16", "wandb.mode=disabled"]
+           if torchrun else [sys.executable, "-m"]) + ["zoo_training", *args, "arch=resnet_mini", "train.epochs=2",
+                                                        "train.batch_size=16"]
     return subprocess.run(cmd, cwd=cwd, capture_output=True, text=True, timeout=300)
 
 
 @pytest.mark.parametrize("variant", ["multi_bn", "adapter"])
 def test_multidomain_expert_and_its_domain_experts(data_root, tmp_path, variant):
     out = tmp_path / "md"
-    r = _zoo("job=multidomain", f"variant={variant}", "arch=resnet_mini", "sources=[mosaic,lattice]",
+    r = _zoo("step=multidomain", "preset=mini/multidomain", f"variant={variant}", "sources=[mosaic,lattice]",
              f"data_root={data_root}", "per_source_cap=30", f"out_dir={out}", f"checkpoint={tmp_path / 'last.pt'}",
              f"hydra.run.dir={tmp_path / 'run'}")
     assert r.returncode == 0, r.stderr[-2000:]
     metrics = json.loads((out / "metrics.json").read_text())
     assert metrics["variant"] == variant and set(metrics["source_test_accuracy"]) == set(SOURCES)
     assert metrics["source_images"] == {"mosaic": 48, "lattice": 48} and not (tmp_path / "last.pt").exists()
-    r = _zoo("job=domain_experts", f"init={out / 'model.pt'}", "experts=[resnet-mosaic-md,resnet-lattice-md]",
+    r = _zoo("step=domain_experts", "preset=mini/multidomain", f"init={out / 'model.pt'}",
+             "experts=[resnet-mosaic-md,resnet-lattice-md]",
              f"out_dir={tmp_path / 'experts'}", f"hydra.run.dir={tmp_path / 'run2'}")
     assert r.returncode == 0, r.stderr[-2000:]
     model, meta = load_expert(tmp_path / "experts/resnet-lattice-md/model.pt")  # strict=True inside
@@ -54,7 +55,8 @@ def test_multidomain_expert_and_its_domain_experts(data_root, tmp_path, variant)
     record = json.loads((tmp_path / "experts/resnet-lattice-md/metrics.json").read_text())
     assert record["init"] == "multidomain" and record["source_test_accuracy"] == metrics["source_test_accuracy"]["lattice"]
     # a wrong expert id for a domain is a clean error
-    r = _zoo("job=domain_experts", f"init={out / 'model.pt'}", "experts=[resnet-lattice-md,resnet-mosaic-md]",
+    r = _zoo("step=domain_experts", "preset=mini/multidomain", f"init={out / 'model.pt'}",
+             "experts=[resnet-lattice-md,resnet-mosaic-md]",
              f"out_dir={tmp_path / 'bad'}", f"hydra.run.dir={tmp_path / 'run3'}")
     assert r.returncode == 1 and "does not name domain 0" in r.stderr and "Traceback" not in r.stderr
 
@@ -90,8 +92,8 @@ def test_multidomain_run_resumes_from_its_checkpoint(data_root, tmp_path, monkey
 
 
 def test_ddp_under_torchrun_writes_one_expert(data_root, tmp_path):
-    """Two ranks (gloo on the CPU) train one expert; only rank 0 writes, and the run logs offline."""
-    r = _zoo("expert=resnet-mosaic", "arch=resnet_mini", "source=mosaic", f"source_dir={data_root / 'mosaic'}",
+    """Two ranks (gloo on the CPU) train one expert; only rank 0 writes."""
+    r = _zoo("step=expert", "preset=mini/zoo_training", "expert=resnet-mosaic", "source=mosaic", f"source_dir={data_root / 'mosaic'}",
              f"out_dir={tmp_path / 'expert'}", f"checkpoint={tmp_path / 'last.pt'}", f"hydra.run.dir={tmp_path / 'run'}",
              torchrun=2)
     assert r.returncode == 0, r.stderr[-3000:]

@@ -1,10 +1,11 @@
-"""Zoo training jobs (`job=`), each writing `model.pt` and `metrics.json`:
+"""Zoo training steps (`step=`), each writing `model.pt` and `metrics.json`; every command line also
+names its preset (preset=<benchmark>/zoo_training, or <benchmark>/multidomain) and architecture:
 
-    python -m zoo_training expert=<id> source=<name> source_dir=<dir> out_dir=<dir> [init=<model.pt>]
+    python -m zoo_training step=expert expert=<id> source=<name> source_dir=<dir> out_dir=<dir> [init=<model.pt>]
         one single-domain expert, from scratch or from the generalist expert's weights;
-    python -m zoo_training job=multidomain variant=<shared|multi_bn|adapter> "sources=[...]" data_root=<dir> out_dir=<dir>
+    python -m zoo_training step=multidomain variant=<shared|multi_bn|adapter> "sources=[...]" data_root=<dir> out_dir=<dir>
         the multi-domain expert on all sources (Deshpande Sec. 4.1, Table 2);
-    python -m zoo_training job=domain_experts init=<multidomain model.pt> "experts=[...]" out_dir=<experts dir>
+    python -m zoo_training step=domain_experts init=<multidomain model.pt> "experts=[...]" out_dir=<experts dir>
         each domain of the multi-domain expert as a fine-tunable expert.
 
 Under torchrun every rank trains; only the main rank writes.
@@ -13,7 +14,6 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 import time
 from pathlib import Path
 
@@ -23,6 +23,8 @@ import torch
 from omegaconf import OmegaConf
 
 from data_prep.readers import PreparedDataset
+from pipeline.errors import UserError, one_line_errors, require_path
+from pipeline.layout import Expert
 from zoo_training import config  # noqa: F401  (registers the schema)
 from zoo_training.architectures import build_model, depth, gmacs, parameter_count
 from zoo_training.engine import fit, schedule_from, set_determinism
@@ -31,6 +33,10 @@ from zoo_training.multidomain import VARIANTS, domain_epoch, remap_state_dict, s
 from zoo_training.runtime import RunLogger, runtime_from_env, shutdown
 
 log = logging.getLogger("zoo_training")
+
+
+class ZooTrainingError(UserError):
+    """A training request that cannot run: an unknown step or variant, a missing file, mismatched ids."""
 
 
 def job_runtime(cfg, name: str):
@@ -47,6 +53,7 @@ def train_expert(cfg) -> dict:
     source = PreparedDataset(cfg.source_dir)
     arch = OmegaConf.to_container(cfg.arch, resolve=True)
     if cfg.init:
+        require_path(cfg.init, "init", ZooTrainingError)
         # the paper's check mark: start from the generalist expert, new head for this source
         model, _ = load_expert(cfg.init)
         model = new_head(model, source.num_classes, cfg.seed)
@@ -76,7 +83,7 @@ def train_expert(cfg) -> dict:
     save_expert(out / "model.pt", model, arch, source.num_classes, expert=cfg.expert, source=cfg.source)
     metrics = {
         "expert": cfg.expert,
-        "arch": cfg.expert.split("-")[0],
+        "arch": Expert.parse(cfg.expert).arch,
         "source": cfg.source,
         "init": "generalist" if cfg.init else "scratch",
         "source_test_accuracy": result["test_accuracy"],
@@ -101,9 +108,9 @@ def train_multidomain(cfg) -> dict:
     """One network on every source: shared weights plus the variant's domain-specific ones,
     single-domain batches, at most `per_source_cap` images per source per epoch."""
     if cfg.variant not in VARIANTS:
-        raise ValueError(f"variant must be one of {', '.join(VARIANTS)}; got {cfg.variant!r}")
+        raise ZooTrainingError(f"variant must be one of {', '.join(VARIANTS)}; got {cfg.variant!r}")
     if len(cfg.sources) < 2 or not cfg.data_root:
-        raise ValueError("job=multidomain needs at least 2 sources and data_root (their prepared datasets)")
+        raise ZooTrainingError("step=multidomain needs at least 2 sources and data_root (their prepared datasets)")
     set_determinism(cfg.threads)
     name = f"multidomain-{cfg.variant}"
     runtime, logger = job_runtime(cfg, name)
@@ -154,15 +161,15 @@ def split_domain_experts(cfg) -> list[dict]:
     """Write domain d of the multi-domain expert `init` as the single-domain expert `experts[d]`
     ({arch}-{source}-md): a plain network (plus its adapter for the Adapter variant) loaded with
     strict=True, so fine-tuning and selection treat it like any other expert."""
-    state = torch.load(cfg.init, map_location="cpu", weights_only=True)
+    state = torch.load(require_path(cfg.init, "init", ZooTrainingError), map_location="cpu", weights_only=True)
     sources, variant, arch = state["sources"], state["variant"], state["arch"]
     if len(cfg.experts) != len(sources):
-        raise ValueError(f"{cfg.init} has {len(sources)} domains ({sources}) but {len(cfg.experts)} expert ids were given")
+        raise ZooTrainingError(f"{cfg.init} has {len(sources)} domains ({sources}) but {len(cfg.experts)} expert ids were given")
     metrics_md = json.loads((Path(cfg.init).parent / "metrics.json").read_text())
     records = []
     for d, (expert, source) in enumerate(zip(cfg.experts, sources)):
-        if expert.split("-")[1] != source:
-            raise ValueError(f"expert id {expert!r} does not name domain {d} ({source!r})")
+        if Expert.parse(expert).source != source:
+            raise ZooTrainingError(f"expert id {expert!r} does not name domain {d} ({source!r})")
         n = state["num_classes"][d]
         model = build_model(arch["family"], n, arch.get("timm_name"), arch.get("kwargs"))
         if variant == "adapter":
@@ -170,7 +177,7 @@ def split_domain_experts(cfg) -> list[dict]:
         model.load_state_dict(remap_state_dict(state["state_dict"], d), strict=True)
         out = Path(cfg.out_dir) / expert
         save_expert(out / "model.pt", model, arch, n, expert=expert, source=source, variant=variant, domain=d)
-        record = {"expert": expert, "arch": expert.split("-")[0], "source": source, "init": "multidomain",
+        record = {"expert": expert, "arch": Expert.parse(expert).arch, "source": source, "init": "multidomain",
                   "source_test_accuracy": metrics_md["source_test_accuracy"][source],
                   "source_images": metrics_md["source_images"][source], "seconds": metrics_md["seconds"],
                   "parameters": parameter_count(model), "depth": depth(model), "input_size": metrics_md["input_size"],
@@ -180,15 +187,15 @@ def split_domain_experts(cfg) -> list[dict]:
     return records
 
 
+STEPS = {"expert": train_expert, "multidomain": train_multidomain, "domain_experts": split_domain_experts}
+
+
 @hydra.main(version_base="1.3", config_path="../configs", config_name="zoo_training")
+@one_line_errors("zoo_training")
 def main(cfg) -> None:
-    jobs = {"expert": train_expert, "multidomain": train_multidomain, "domain_experts": split_domain_experts}
-    try:
-        if cfg.job not in jobs:
-            raise ValueError(f"job must be one of {', '.join(jobs)}; got {cfg.job!r}")
-        jobs[cfg.job](cfg)
-    except (FileNotFoundError, ValueError) as err:
-        sys.exit(f"zoo_training: error: {err}")
+    if cfg.step not in STEPS:
+        raise ZooTrainingError(f"step={cfg.step!r} is not one of {', '.join(STEPS)}")
+    STEPS[cfg.step](cfg)
 
 
 if __name__ == "__main__":

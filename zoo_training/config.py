@@ -20,7 +20,8 @@ class TrainConfig:
     """SGD with step decay; milestones are fractions of `epochs` (the paper's 30/60 of 90, 15/25 of 30)."""
 
     epochs: int = MISSING
-    lr: float = MISSING
+    # None where the caller supplies it: fine-tuning takes each lr of its grid (finetune `lrs`)
+    lr: Optional[float] = None
     milestones: List[float] = MISSING
     batch_size: int = MISSING
     momentum: float = 0.9
@@ -54,7 +55,7 @@ class ZooTrainingConfig:
     train: TrainConfig = MISSING
     # expert: one single-domain expert | multidomain: one variant on all sources |
     # domain_experts: split the multi-domain expert `init` into one expert per domain
-    job: str = "expert"
+    step: str = "expert"
     expert: str = MISSING
     source: str = MISSING
     source_dir: str = MISSING
@@ -65,13 +66,13 @@ class ZooTrainingConfig:
     checkpoint: Optional[str] = None
     seed: int = 0
     threads: int = 1
-    # job=multidomain: the variant (shared | multi_bn | adapter), its sources under data_root, and
+    # step=multidomain: the variant (shared | multi_bn | adapter), its sources under data_root, and
     # at most per_source_cap images per source per epoch (the paper's 100K, with replacement beyond)
     variant: Optional[str] = None
     sources: List[str] = field(default_factory=list)
     data_root: Optional[str] = None
     per_source_cap: int = 100000
-    # job=domain_experts: the expert ids {arch}-{source}-md to write under out_dir, one per source
+    # step=domain_experts: the expert ids {arch}-{source}-md to write under out_dir, one per source
     experts: List[str] = field(default_factory=list)
     runtime: RuntimeConfig = field(default_factory=RuntimeConfig)
     wandb: WandbConfig = field(default_factory=WandbConfig)

@@ -1,0 +1,167 @@
+"""A benchmark definition (configs/benchmark/*.yaml): what the DAG covers, validated before any job runs.
+
+`load_benchmark` checks a config against configs/schema/benchmark.schema.yaml, fills the schema's
+defaults, then checks what a schema cannot (names that must resolve to files, points that must lie
+on the grid). Every error is a `BenchmarkError` whose message names the key path and the value.
+"""
+from __future__ import annotations
+
+import copy
+import inspect
+from pathlib import Path
+
+import yaml
+
+from pipeline.errors import UserError
+from pipeline.stages import CONFIGS, compose, find_config
+
+SCHEMA = CONFIGS / "schema" / "benchmark.schema.yaml"
+DEFAULT = CONFIGS / "benchmark" / "mini.yaml"
+
+
+class BenchmarkError(UserError):
+    """A benchmark config that cannot run: the message names the key path and the offending value."""
+
+
+def _key_path(parts) -> str:
+    return "".join(f"[{p}]" if isinstance(p, int) else (f".{p}" if i else str(p)) for i, p in enumerate(parts)) \
+        or "(top level)"
+
+
+def _fill_defaults(schema: dict, value):
+    """The schema's `default`s for absent keys, recursively (objects only; null blocks stay null)."""
+    if not isinstance(value, dict):
+        return value
+    for key, sub in schema.get("properties", {}).items():
+        if key not in value and "default" in sub:
+            value[key] = copy.deepcopy(sub["default"])
+        if key in value:
+            value[key] = _fill_defaults(_object_branch(sub), value[key])
+    return value
+
+
+def _object_branch(schema: dict) -> dict:
+    for branch in schema.get("oneOf", schema.get("anyOf", [])):
+        if branch.get("type") == "object":
+            return branch
+    return schema
+
+
+def validate_schema(config: dict) -> dict:
+    """The config with defaults filled; raises BenchmarkError at the first schema violation, naming
+    its key path and value (e.g. `selection.methods: [] should be non-empty`)."""
+    import jsonschema
+
+    schema = yaml.safe_load(SCHEMA.read_text())
+    validator = jsonschema.Draft202012Validator(schema)
+    errors = sorted(validator.iter_errors(config), key=lambda e: (len(e.absolute_path), list(map(str, e.absolute_path))))
+    if errors:
+        err = jsonschema.exceptions.best_match(errors)
+        where = _key_path(list(err.absolute_path))
+        raise BenchmarkError(f"{where}: {err.message} ({SCHEMA.relative_to(CONFIGS.parent)})")
+    return _fill_defaults(schema, copy.deepcopy(config))
+
+
+def dataset_config(name: str, key: str, config_dirs=()) -> dict:
+    """dataset/<name>.yaml of the benchmark's config_dirs or configs/, as a dict; BenchmarkError naming
+    `key` when there is none."""
+    path = find_config(f"dataset/{name}.yaml", config_dirs)
+    if path is None:
+        known = ", ".join(sorted(p.stem for p in (CONFIGS / "dataset").glob("*.yaml")))
+        raise BenchmarkError(f"{key}: unknown dataset {name!r}: there is no configs/dataset/{name}.yaml "
+                             f"(nor in config_dirs {list(config_dirs)}); known: {known}")
+    return yaml.safe_load(path.read_text())
+
+
+def selection_methods(selection: dict) -> list[str]:
+    """Every score name the benchmark computes: its methods and the scores behind its variants."""
+    return list(selection["methods"]) + [v["score"] for v in (selection.get("variants") or {}).values()]
+
+
+def uses_probe_network(selection: dict) -> bool:
+    """True when a method reads RSA/DDS's probe-network features (`probe_features`)."""
+    from selection.scores import SCORES
+
+    return any("probe_features" in inspect.signature(SCORES[s]).parameters for s in selection_methods(selection))
+
+
+def check(config: dict) -> dict:
+    """Cross checks a schema cannot express; returns {dataset name: its config}. Raises BenchmarkError."""
+    sources, targets, archs = config["sources"], config["targets"], config["architectures"]
+    if config["generalist"] not in sources:
+        raise BenchmarkError(f"generalist: {config['generalist']!r} is not among the sources {sources}")
+    if config["reference_arch"] not in archs:
+        raise BenchmarkError(f"reference_arch: {config['reference_arch']!r} is not among the architectures {list(archs)}")
+    dirs = config["config_dirs"]
+    for d in dirs:
+        if not Path(d).is_dir():
+            raise BenchmarkError(f"config_dirs: {d!r} is not a folder")
+    for short, name in archs.items():
+        if find_config(f"arch/{name}.yaml", dirs) is None:
+            raise BenchmarkError(f"architectures.{short}: there is no configs/arch/{name}.yaml")
+    full_targets = config.get("full_targets") or targets
+    if set(full_targets) - set(targets):
+        raise BenchmarkError(f"full_targets: {sorted(set(full_targets) - set(targets))} are not among the targets")
+    md = config.get("multidomain")
+    if md:
+        if md["arch"] not in archs:
+            raise BenchmarkError(f"multidomain.arch: {md['arch']!r} is not among the architectures {list(archs)}")
+        if md["finetune_variant"] not in md["variants"]:
+            raise BenchmarkError(f"multidomain.finetune_variant: {md['finetune_variant']!r} is not among "
+                                 f"multidomain.variants {md['variants']}")
+    for name, pool in (config.get("pools") or {}).items():
+        if pool is not None and set(pool) - set(archs):
+            raise BenchmarkError(f"pools.{name}: {sorted(set(pool) - set(archs))} are not among the architectures")
+    datasets = {n: dataset_config(n, "sources" if n in sources else "targets", dirs) for n in sources + targets}
+    for name in targets:
+        per_class = datasets[name].get("train_per_class")
+        too_many = [s for s in config["shots"] if s != "full" and per_class is not None and int(s) > per_class]
+        if too_many:
+            raise BenchmarkError(f"shots: {too_many[0]} exceeds the {per_class} training images per class of target "
+                                 f"{name!r} (configs/dataset/{name}.yaml); lower the shot count")
+    _check_methods(config["selection"])
+    _check_presets(config)
+    return datasets
+
+
+def _check_methods(selection: dict) -> None:
+    from selection.scores import SCORES, load_plugins
+
+    try:
+        load_plugins(selection.get("plugins") or [])
+    except Exception as err:  # a user's file: report what broke, no traceback
+        raise BenchmarkError(f"selection.plugins: {type(err).__name__}: {err}") from None
+    unknown = [m for m in selection_methods(selection) if m not in SCORES]
+    if unknown:
+        raise BenchmarkError(f"selection.methods: unknown method(s) {unknown}; known: {', '.join(sorted(SCORES))}")
+
+
+def _check_presets(config: dict) -> None:
+    """Every stage composes with the benchmark's preset, and Fig. 8's point lies on the lr grid."""
+    preset = config["preset"]
+    try:
+        lrs = [float(lr) for lr in compose("finetune", preset, config_dirs=config["config_dirs"]).lrs]
+    except ValueError as err:
+        raise BenchmarkError(f"preset: {err}") from None
+    theta_f = config.get("theta_f")
+    if theta_f:
+        point = (theta_f["target"], str(theta_f["shots"]), float(theta_f["lr"]))
+        grid_targets = (config.get("full_targets") or config["targets"]) if point[1] == "full" else config["targets"]
+        if point[0] not in grid_targets or point[1] not in config["shots"] or point[2] not in lrs:
+            raise BenchmarkError(f"theta_f: {theta_f} is not a point of the fine-tuning grid (targets / full_targets, "
+                                 f"shots, and the lrs {lrs} of configs/preset/{preset}/finetune.yaml)")
+
+
+def load_benchmark(config: dict | None) -> dict:
+    """The validated benchmark with defaults filled in: `config` as given (the whole config), or the
+    embedded mini benchmark when none is given. Raises BenchmarkError."""
+    if not config or "benchmark" not in config:
+        # only command-line --config keys, no benchmark file: they apply on top of the default benchmark
+        config = {**yaml.safe_load(DEFAULT.read_text()), **(config or {})}
+    config = validate_schema(config)
+    config.setdefault("preset", config["benchmark"])
+    if config["preset"] is None:
+        config["preset"] = config["benchmark"]
+    config["shots"] = [str(s) for s in config["shots"]]
+    config["datasets"] = check(config)
+    return config
