@@ -215,14 +215,15 @@ def fake_imaterialist2019(tmp):
     for cls in (4, 17):
         for i in range(4):
             part = "train" if i < 3 else "val"
-            url = image(web / f"{cls}_{i}.jpg").as_uri()
+            url = image(web / f"{cls}_{i}.jpg", size=(40, 32)).as_uri()  # smaller ones are taken for placeholders
             lists[part].append({"id": f"{cls:02d}{i:030x}", "url": url, "class": cls})
     lists["train"].append({"id": "dead" + "0" * 28, "url": (web / "gone.jpg").as_uri(), "class": 4})
     for part, entries in lists.items():
         write(raw / f"{part}.json", json.dumps({"images": entries}))
     cfg = load_config("imaterialist2019")
     cfg["options"]["fetch_threads"] = 2
-    return cfg, {"classes": ["0004", "0017"], "per_class": {"0004": (3, 1), "0017": (3, 1)}, "unreachable": {"train": 1, "val": 0}}
+    return cfg, {"classes": ["0004", "0017"], "per_class": {"0004": (3, 1), "0017": (3, 1)}, "unreachable": {"train": 1, "val": 0},
+                 "skipped": 1}
 
 
 def fake_imagenet(tmp):
@@ -382,21 +383,32 @@ def fake_cub200(tmp):
     return serve(load_config("cub200"), tmp / "server"), {"classes": classes, "per_class": {c: (2, 2) for c in classes}}
 
 
-def fake_belga_logos(tmp):
-    server, box = tmp / "server", "{}\t{}\t{}\tlogo\t1\t{}\t{}\t{}\t{}"
-    files = [f"0767{i:04d}.jpg" for i in range(8)]
+BELGA_ROW = "{}\t{}\t{}\tlogo\t1\t{}\t{}\t{}\t{}"
+
+
+def fake_belga_logos(tmp, sep_rows=()):
+    """Every one of the 26 logos on two images, four images without one of them; `sep_rows`: rows whose
+    tabs become runs of spaces, as in the INRIA original."""
+    server = tmp / "server"
+    logos = load_config("belga_logos")["options"]["logos"]
+    files = [f"0767{i:04d}.jpg" for i in range(8 + 2 * 24)]
     for f in files:
         image(tmp / "stage" / "images" / f)
-    gt = [box.format("Adidas_0", "Adidas", files[0], 10, 10, 40, 40), box.format("Adidas_1", "Adidas", files[1], 0, 0, 5, 5),
-          box.format("Nike_0", "Nike", files[1], 0, 0, 50, 60),  # larger than the Adidas box: the label is Nike
-          box.format("Nike_1", "Nike", files[2], 30, 30, 5, 5),  # x2 < x1 happens in the real file
-          box.format("Reebok_0", "Reebok", files[3], 0, 0, 9, 9),  # a later-added logo: counts as no-logo
-          box.format("Adidas_2", "Adidas", files[4], 1, 1, 3, 3)]
+    gt = [BELGA_ROW.format("Adidas_0", "Adidas", files[0], 10, 10, 40, 40), BELGA_ROW.format("Adidas_1", "Adidas", files[1], 0, 0, 5, 5),
+          BELGA_ROW.format("Nike_0", "Nike", files[1], 0, 0, 50, 60),  # larger than the Adidas box: the label is Nike
+          BELGA_ROW.format("Nike_1", "Nike", files[2], 30, 30, 5, 5),  # x2 < x1 happens in the real file
+          BELGA_ROW.format("Reebok_0", "Reebok", files[3], 0, 0, 9, 9),  # a later-added logo: counts as no-logo
+          BELGA_ROW.format("Adidas_2", "Adidas", files[4], 1, 1, 3, 3)]
+    others = [logo for logo in logos if logo not in ("Adidas", "Nike")]
+    gt += [BELGA_ROW.format(f"{logo}_{k}", logo, files[8 + 2 * i + k], 0, 0, 4, 4) for i, logo in enumerate(others) for k in (0, 1)]
+    tab_version = write(tmp / "tab_version.gt", "\n".join(gt) + "\n")
+    for i in sep_rows:
+        gt[i] = gt[i].replace("\t", "  ")
     write(server / "qset3_internal_and_local.gt", "\n".join(gt) + "\n")
     make_tar(server / "images.tar.gz", tmp / "stage")
     cfg = serve(load_config("belga_logos"), server)
-    cfg["num_classes"] = 27
-    return cfg, {"classes": [*cfg["options"]["logos"], "no-logo"], "per_class": {"Adidas": (1, 1), "Nike": (1, 1), "no-logo": (3, 1)}}
+    cfg["options"]["annotations_sha256"] = digest(tab_version, "sha256")  # the parsed table of this fake
+    return cfg, {"classes": [*logos, "no-logo"], "per_class": {**{c: (1, 1) for c in logos}, "no-logo": (3, 1)}}
 
 
 def fake_stanford_cars(tmp):
@@ -414,6 +426,21 @@ def fake_stanford_cars(tmp):
     return manual_files(load_config("stanford_cars"), raw), {"classes": list(names), "per_class": {n: (2, 1) for n in names}}
 
 
+def _with_its_class_count(fake):
+    """A fake holds a few of a dataset's classes: its config's num_classes becomes that number
+    (preparation refuses a class count that disagrees with num_classes)."""
+
+    def build(tmp, *args, **kwargs):
+        cfg, expected = fake(tmp, *args, **kwargs)
+        cfg["num_classes"] = len(expected["classes"])
+        return cfg, expected
+
+    build.__name__ = fake.__name__
+    return build
+
+
+for _name in [n for n in globals() if n.startswith("fake_")]:
+    globals()[_name] = _with_its_class_count(globals()[_name])
 FAKES = {name.removeprefix("fake_"): fn for name, fn in globals().items() if name.startswith("fake_")}
 REAL = ["belga_logos", "cub200", "cucumber9", "dtd", "european_flood", "flowers102", "food101", "icassava", "imagenet",
         "imaterialist2019", "inaturalist2019", "landmarks_v2", "logo2k", "magnetic_tile_defects", "oxford_pets",
@@ -493,6 +520,7 @@ def test_reruns_are_idempotent_and_large_images_are_resized(tmp_path):
     image(tmp_path / "stage" / "UCMerced_LandUse" / "Images" / "beach" / "wide.png", size=(40, 24))
     make_zip(tmp_path / "server" / "UCMerced_LandUse.zip", tmp_path / "stage")
     cfg = serve(load_config("uc_merced"), tmp_path / "server")
+    cfg["num_classes"] = 2
     out = run_prepare(cfg, tmp_path, resize_shorter=12)
     check_layout(out, ["agricultural", "beach"], {"agricultural": (3, 1), "beach": (4, 1)})
     sizes = []
@@ -514,16 +542,18 @@ def test_imagefolder_from_a_local_directory(tmp_path):
         for i in range(4):
             image(flat / c / f"{i}.png")  # PNG in, RGB JPEG out
     image(flat / "cats" / "sub" / "deeper.jpg")
-    write(flat / "dogs" / "notes.txt", "not an image\n")
+    write(flat / "dogs" / "notes.txt", "not an image\n")  # reported as dropped, not read
     cfg.update(path=str(flat), num_classes=3)
     out = run_prepare(cfg, tmp_path, workers=2)
-    check_layout(out, ["cats", "dogs", "owls"], {"cats": (4, 1), "dogs": (3, 1), "owls": (3, 1)})
+    stats = check_layout(out, ["cats", "dogs", "owls"], {"cats": (4, 1), "dogs": (3, 1), "owls": (3, 1)})
+    assert stats["dropped"]["files"] == [{"path": str(flat / "dogs" / "notes.txt"), "reason": "file type .txt not read "
+                                          "(options.extensions)", "class": "dogs"}]
     split_dirs = tmp_path / "split_dirs"
     for part, n in (("train", 3), ("test", 2)):
         for c in ("a", "b"):
             for i in range(n):
                 image(split_dirs / part / c / f"{i}.jpg")
-    cfg.update(path=str(split_dirs), split={"rule": "official", "train_parts": ["train"], "test_parts": ["test"]})
+    cfg.update(path=str(split_dirs), num_classes=2, split={"rule": "official", "train_parts": ["train"], "test_parts": ["test"]})
     check_layout(run_prepare(cfg, tmp_path / "second"), ["a", "b"], {"a": (3, 2), "b": (3, 2)})
     cfg["path"] = str(tmp_path / "nowhere")
     with pytest.raises(DataPrepError, match="config key path"):
