@@ -360,7 +360,7 @@ def prepare_files(dataset: dict, out_dir: str | Path, shots: list[str], probe_pe
         train_labels = np.array([label for _, label, part in rows if part == "train"], dtype=np.int64)
         counts = Counter(classes[label] for label in train_labels)
         short = shot_feasibility({c: counts[c] for c in classes}, shots, policy, name,
-                                 when="once the unreadable images are dropped " if dropped["files"] else "")
+                                 when="(after dropping unreadable images) " if dropped["files"] else "")
         train_sets = few_shot_indices(train_labels, shots, seed, classes, policy, name)
     except DataPrepError:
         report_dropped(name, dropped, {})

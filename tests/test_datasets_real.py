@@ -903,3 +903,12 @@ def test_requires_python_admits_only_releases_with_tarfile_extraction_filters():
     admitted = {v: v in spec for v in ("3.9.20", "3.10.11", "3.10.12", "3.11.0", "3.11.3", "3.11.4", "3.12.0", "3.13.1")}
     assert admitted == {"3.9.20": False, "3.10.11": False, "3.10.12": True, "3.11.0": False, "3.11.3": False,
                         "3.11.4": True, "3.12.0": True, "3.13.1": True}
+
+
+def test_provides_takes_alternatives_and_glob_patterns(tmp_path):
+    from data_prep.download import provided
+
+    image(tmp_path / "val" / "n01440764" / "a.JPEG")
+    assert provided(tmp_path, "ILSVRC2012_devkit_t12 | val/n*") == tmp_path / "val" / "n01440764"
+    assert provided(tmp_path, "val/n01440764/a.JPEG") == tmp_path / "val" / "n01440764" / "a.JPEG"
+    assert provided(tmp_path, "ILSVRC2012_devkit_t12 | train/n*") is None and provided(tmp_path, None) is None
