@@ -293,7 +293,13 @@ def read_belga_logos(dataset: dict, raw: Path) -> Listing:
     for _, logo, image, _, _, x1, y1, x2, y2 in rows:
         if logo in logos:
             boxes.setdefault(image, []).append((abs(int(x2) - int(x1)) * abs(int(y2) - int(y1)), logo))
-    images = _images_under(_find(raw, "images", dataset, want_dir=True), (".jpg", ".jpeg"))
+    folder = _find(raw, "images", dataset, want_dir=True)
+    images = _images_under(folder, (".jpg", ".jpeg"))
+    if opts.get("expected_images") and len(images) != int(opts["expected_images"]):
+        raise DataPrepError(
+            f"dataset {dataset['name']!r}: {folder} holds {len(images)} JPEG images, not the {opts['expected_images']} "
+            f"of BelgaLogos (options.expected_images): the archive is incomplete or another version. Delete "
+            f"{folder} and images.tar.gz under {raw} and run again")
     samples = [Sample(p, max(boxes[p.name])[1] if p.name in boxes else no_logo, "all") for p in images]
     present = {p.name for p in images}
     skipped = [{"path": name, "reason": f"annotated in {path.name} but not in images/", "class": max(b)[1]}
@@ -428,7 +434,8 @@ def read_landmarks_v2(dataset: dict, raw: Path) -> Listing:
         if path.exists():
             samples.append(Sample(path, landmark, "all"))
         else:
-            skipped.append({"path": image_id, "error": "listed in train_clean.csv but in no downloaded shard"})
+            skipped.append({"path": image_id, "reason": "listed in train_clean.csv but in no downloaded shard",
+                            "class": landmark})
     landmarks = [r["landmark_id"] for r in chosen]
     return Listing(samples, landmarks, skipped, extra={"landmarks": landmarks, "shards_read": len(shards)})
 

@@ -408,6 +408,7 @@ def fake_belga_logos(tmp, sep_rows=()):
     make_tar(server / "images.tar.gz", tmp / "stage")
     cfg = serve(load_config("belga_logos"), server)
     cfg["options"]["annotations_sha256"] = digest(tab_version, "sha256")  # the parsed table of this fake
+    cfg["options"]["expected_images"] = len(files)
     return cfg, {"classes": [*logos, "no-logo"], "per_class": {**{c: (1, 1) for c in logos}, "no-logo": (3, 1)}}
 
 
@@ -743,6 +744,9 @@ def test_the_pinned_belga_table_is_the_real_file_and_other_versions_are_refused(
                                             rf"options.annotations_sha256 {'ab' * 32}: it is another version"):
         run_prepare(cfg, tmp_path)
     assert not (tmp_path / "out" / "images").exists()  # refused before any image was resized
+    cfg["options"].update(annotations_sha256=digest(gt, "sha256"), expected_images=10000)
+    with pytest.raises(DataPrepError, match=r"holds 56 JPEG images, not the 10000 of BelgaLogos \(options.expected_images\)"):
+        run_prepare(cfg, tmp_path)
 
 
 def test_a_belga_error_page_or_a_broken_row_is_an_error_naming_file_and_line(tmp_path):
