@@ -193,13 +193,31 @@ def _check_member(name: str, dest: Path, archive: Path) -> None:
         raise DataPrepError(f"refusing to extract {archive}: member {name!r} would be written outside {dest}")
 
 
+def _require_extraction_filters() -> None:
+    """tarfile's extraction filters (PEP 706) exist from Python 3.10.12, 3.11.4 and 3.12 on."""
+    if not hasattr(tarfile, "data_filter"):
+        import sys
+
+        raise DataPrepError(
+            f"Python {sys.version.split()[0]} lacks tarfile's extraction filters (PEP 706), which unpack archives "
+            f"safely: use Python >=3.10.12, >=3.11.4 or >=3.12 (pyproject.toml requires-python)")
+
+
 def extract(archive: str | Path, dest: str | Path) -> Path:
-    """Unpack a .tar/.tar.gz/.tgz/.zip into `dest` once (a marker file records completion)."""
+    """Unpack a .tar/.tar.gz/.tgz/.zip into `dest` once, refusing members that would land outside it.
+
+    `dest/.<archive>.extracting` marks an extraction under way and `.extracted` a finished one (a
+    finished one is not repeated). Raises DataPrepError naming the archive when it is unreadable or
+    a member escapes `dest`, and when Python lacks tarfile's extraction filters (PEP 706).
+    """
     archive, dest = Path(archive), Path(dest)
     marker = dest / f".{archive.name}.extracted"
     if marker.exists():
         return dest
+    _require_extraction_filters()
     dest.mkdir(parents=True, exist_ok=True)
+    started = extracting_marker(archive, dest)
+    started.write_text(f"{archive.name}\n")
     log.info("extracting %s into %s", archive.name, dest)
     try:
         if zipfile.is_zipfile(archive):
@@ -218,7 +236,12 @@ def extract(archive: str | Path, dest: str | Path) -> Path:
     except (tarfile.TarError, zipfile.BadZipFile, EOFError) as err:
         raise DataPrepError(f"{archive} is not a readable archive ({err}); delete it and run again to download it anew") from None
     marker.write_text(f"{archive.name}\n")
+    started.unlink(missing_ok=True)
     return dest
+
+
+def extracting_marker(archive: Path, dest: Path) -> Path:
+    return dest / f".{Path(archive).name}.extracting"
 
 
 # ---------------------------------------------------------------- a dataset's download block
@@ -263,10 +286,22 @@ def _verified(path: Path, entry: dict) -> None:
     marker.write_text(str(path.stat().st_size))
 
 
+def provided(raw: Path, provides: str | None) -> Path | None:
+    """The first existing path of a download entry's `provides`: one or more paths or glob patterns under
+    the raw directory, separated by ' | ' (e.g. 'train/n01440764 | train/n01440764.tar'); None if none exists."""
+    for pattern in (p.strip() for p in (provides or "").split("|")):
+        if pattern:
+            hit = next(iter(sorted(raw.glob(pattern))), None) if any(ch in pattern for ch in "*?[") else raw / pattern
+            if hit is not None and hit.exists():
+                return hit
+    return None
+
+
 def manual_message(dataset: dict, raw: Path, missing: list[dict]) -> str:
     listing = "\n".join(
         f"  - {raw / e['name']}" + "".join(f" ({k} {e[k]})" for k in ("md5", "sha256") if e.get(k))
-        + (f", or the folder {raw / e['provides']} it unpacks to" if e.get("provides") else "")
+        + (f", or what it unpacks to: {' or '.join(str(raw / p.strip()) for p in e['provides'].split('|'))}"
+           if e.get("provides") else "")
         for e in missing
     )
     how = (dataset.get("download") or {}).get("manual") or "download them from the dataset's website"
@@ -276,7 +311,14 @@ def manual_message(dataset: dict, raw: Path, missing: list[dict]) -> str:
 
 
 def obtain(dataset: dict, raw: str | Path) -> Path:
-    """Download (or check the manual copies of) and extract every file of the dataset's download block."""
+    """Download (or check the manual copies of) and extract every file of the dataset's download block.
+
+    A file whose `provides` already exists under `raw` (unpacked earlier, or supplied unpacked by the
+    user, e.g. ImageNet in torchvision's train/<wnid>/ layout) is neither asked for, checked nor
+    unpacked, unless an extraction of it was interrupted (then it is unpacked again). Raises
+    DataPrepError naming the dataset, the file and what to do: a checksum mismatch, a failed
+    download, or (manual datasets) every missing file with where to get it.
+    """
     raw = Path(raw)
     block = dataset.get("download") or {}
     files = expand_shards(block.get("files") or [])
@@ -284,8 +326,11 @@ def obtain(dataset: dict, raw: str | Path) -> Path:
     missing = []
     for entry in files:
         path = raw / entry["name"]
-        if entry.get("provides") and (raw / entry["provides"]).exists() and not path.exists():
-            continue  # unpacked earlier and the archive deleted (or the user supplied the unpacked folder)
+        dest = raw / (entry.get("extract_to") or "")
+        have = provided(raw, entry.get("provides"))
+        if have is not None and not extracting_marker(path, dest).exists():
+            log.info("%s: %s is there; %s is not needed", dataset["name"], have, entry["name"])
+            continue
         try:
             if not path.exists():
                 if manual or not entry.get("urls"):
@@ -298,7 +343,7 @@ def obtain(dataset: dict, raw: str | Path) -> Path:
             else:
                 _verified(path, entry)
             if (is_archive(path) if entry.get("extract") is None else entry["extract"]) and path.is_file():
-                extract(path, raw / (entry.get("extract_to") or ""))
+                extract(path, dest)
         except ChecksumError as err:
             raise DataPrepError(
                 f"dataset {dataset['name']!r}: {err}. The file at {path} is corrupt or a different version: "
@@ -309,4 +354,3 @@ def obtain(dataset: dict, raw: str | Path) -> Path:
     if missing:
         raise DataPrepError(manual_message(dataset, raw, missing))
     return raw
-

@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import os
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -21,31 +22,65 @@ from data_prep.download import DataPrepError, obtain
 from data_prep.images import resize_all
 from data_prep.sources import READERS, Sample
 from data_prep.synthetic import DomainSpec, class_motifs, generate
-from pipeline.layout import PROBE_ALL, parc_draw_probe, per_class_probe
+from pipeline.layout import PROBE_ALL, parc_draw_probe, per_class_probe, short_classes
 
 log = logging.getLogger("data_prep")
-__all__ = ["DataPrepError", "assign_split", "few_shot_indices", "prepare", "probe_indices"]
+__all__ = ["DataPrepError", "assign_split", "few_shot_indices", "prepare", "probe_indices", "shot_feasibility"]
 
 
-def few_shot_indices(labels: np.ndarray, shots: list[str], seed: int) -> dict[str, list[int]]:
+def few_shot_indices(labels: np.ndarray, shots: list[str], seed: int, class_names: list[str] | None = None,
+                     short: str = "error", name: str = "dataset") -> dict[str, list[int]]:
     """Training indices per shot setting; smaller settings are nested in larger ones.
 
     One seeded permutation per class: the k-shot subset is its first k images,
-    so the 5-shot images are also in the 20-shot set.
+    so the 5-shot images are also in the 20-shot set. A class with fewer than k
+    training images raises DataPrepError naming the classes and their counts
+    (`shot_feasibility`), unless `short` is "all_available": then the class
+    contributes all of its images (recorded by the caller in stats.json).
     """
     rng = np.random.default_rng(seed)
-    per_class = {c: rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)}
+    per_class = {int(c): rng.permutation(np.flatnonzero(labels == c)) for c in np.unique(labels)}
+    names = class_names or [str(c) for c in range(int(labels.max()) + 1 if len(labels) else 0)]
+    shot_feasibility({names[c]: len(idx) for c, idx in per_class.items()}, shots, short, name)
     out = {}
     for setting in shots:
         if setting == "full":
             out[setting] = list(range(len(labels)))
             continue
         k = int(setting)
-        short = {c: len(idx) for c, idx in per_class.items() if len(idx) < k}
-        if short:
-            raise DataPrepError(f"shots={k} but classes {sorted(short)} have only {min(short.values())} training images")
         out[setting] = sorted(int(i) for idx in per_class.values() for i in idx[:k])
     return out
+
+
+SHORT_POLICIES = ("error", "all_available")
+
+
+def shot_feasibility(counts: dict[str, int], shots: list[str], short: str = "error", name: str = "dataset",
+                     when: str = "") -> dict[str, list[dict]]:
+    """Check every few-shot setting against the training images per class, before any work.
+
+    counts: {class name: training images}. Returns {shots: [{"class", "images", "shots"}]} for the
+    classes short of a setting (pipeline.layout.short_classes), empty when all can be filled.
+    Raises DataPrepError naming the short classes, their counts and what to do, unless
+    `short` (config key options.short_classes) is "all_available".
+    """
+    if short not in SHORT_POLICIES:
+        raise DataPrepError(f"dataset {name!r}: options.short_classes={short!r} is not one of {list(SHORT_POLICIES)} "
+                            f"(configs/dataset/{name}.yaml)")
+    short_by_shots = short_classes(counts, shots)
+    if short_by_shots and short != "all_available":
+        parts = []
+        for setting, classes in short_by_shots.items():
+            listed = ", ".join(f"{c} ({n})" for c, n in sorted(classes.items(), key=lambda kv: (kv[1], kv[0]))[:20])
+            more = f" and {len(classes) - 20} more" if len(classes) > 20 else ""
+            parts.append(f"shots={setting}: {len(classes)} of {len(counts)} classes have fewer training images "
+                         f"{when}than {setting}: {listed}{more}")
+        raise DataPrepError(
+            f"dataset {name!r}: " + "; ".join(parts) + ". Lower the shot count (benchmark key shots), add "
+            f"images to those classes, or set options.short_classes: all_available in configs/dataset/{name}.yaml "
+            f"to train such a class on all of its training images (recorded in stats.json short_classes)")
+    return {s: [{"class": c, "images": n, "shots": int(s)} for c, n in sorted(classes.items())]
+            for s, classes in short_by_shots.items()}
 
 
 def _per_class_cap(labels: np.ndarray, index: np.ndarray, cap: int | None, rng: np.random.Generator) -> list[int]:
@@ -136,7 +171,7 @@ def prepare(dataset: dict, out_dir: str | Path, shots: list[str], probe_per_clas
     except ValueError as err:
         raise DataPrepError(f"dataset {dataset['name']!r}: {err}") from None
     arrays = generate(spec)
-    train_sets = few_shot_indices(arrays["train_labels"], shots, seed)
+    train_sets = few_shot_indices(arrays["train_labels"], shots, seed, classes, name=dataset["name"])
     splits = {"train": train_sets, "probe": probe_indices(arrays["train_labels"], train_sets, probe_per_class, seed, **probe_options)}
     stats = {
         "name": dataset["name"],
@@ -217,20 +252,85 @@ def _write_atomic(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+def short_class_policy(dataset: dict) -> str:
+    """options.short_classes of a dataset config: "error" (default) or "all_available"."""
+    policy = (dataset.get("options") or {}).get("short_classes", "error")
+    if policy not in SHORT_POLICIES:
+        raise DataPrepError(f"dataset {dataset['name']!r}: options.short_classes={policy!r} is not one of "
+                            f"{list(SHORT_POLICIES)} (configs/dataset/{dataset['name']}.yaml)")
+    return policy
+
+
+def check_num_classes(dataset: dict, classes: list[str], dropped_classes: list[dict]) -> None:
+    """The config's num_classes must equal the classes the data holds; DataPrepError naming both numbers."""
+    expected = dataset.get("num_classes")
+    if expected is None or int(expected) == len(classes):
+        return
+    lost = "; ".join(f"{d['class']} ({d['reason']})" for d in dropped_classes[:10])
+    raise DataPrepError(
+        f"dataset {dataset['name']!r}: config key num_classes is {expected} (configs/dataset/{dataset['name']}.yaml) "
+        f"but the data has {len(classes)} classes" + (f"; dropped: {lost}" if lost else "")
+        + f". Set num_classes: {len(classes)} if that is right, or fix the data"
+        + (f" (config key path: {dataset['path']})" if dataset.get("path") else ""))
+
+
+def _dropped_file(entry: dict) -> dict:
+    return {"path": str(entry.get("path")), "reason": entry.get("reason") or "not obtainable",
+            **({"detail": entry["error"]} if entry.get("error") else {}), **({"class": entry["class"]} if entry.get("class") else {})}
+
+
+def report_dropped(name: str, dropped: dict, short: dict, out: Path | None = None) -> None:
+    """One line on stderr per dataset: how many files and classes preparation dropped, which and why;
+    and one line naming the classes trained on fewer images than a shot setting asks."""
+    files, classes = dropped["files"], dropped["classes"]
+    if files or classes:
+        by_reason: dict[str, list[str]] = {}
+        for f in files:
+            by_reason.setdefault(f["reason"], []).append(Path(f["path"]).name)
+        for c in classes:
+            by_reason.setdefault(f"class {c['reason']}", []).append(c["class"])
+        parts = [f"{len(v)} {k}: {', '.join(v[:5])}{', ...' if len(v) > 5 else ''}" for k, v in by_reason.items()]
+        where = f"; all of them in {out / 'stats.json'} (dropped)" if out else ""
+        print(f"data_prep: {name}: dropped {len(files)} file(s) and {len(classes)} class(es): {'; '.join(parts)}{where}",
+              file=sys.stderr, flush=True)
+    for setting, rows in short.items():
+        listed = ", ".join(f"{r['class']} ({r['images']})" for r in rows[:10]) + (", ..." if len(rows) > 10 else "")
+        print(f"data_prep: {name}: shots={setting}: {len(rows)} class(es) have fewer than {setting} training images "
+              f"and use all they have (options.short_classes: all_available): {listed}", file=sys.stderr, flush=True)
+
+
 def prepare_files(dataset: dict, out_dir: str | Path, shots: list[str], probe_per_class: int, seed: int, raw: Path,
                   workers: int = 1, resize_shorter: int = 256, jpeg_quality: int = 95, **probe_options) -> Path:
-    """Obtain the raw files, read the dataset's layout, cache resized images, split, write the manifest."""
+    """Obtain the raw files, read the dataset's layout, check it, cache resized images, split, write the manifest.
+
+    Before any image is resized: the class list is checked against the config's num_classes and every
+    few-shot setting against the training images per class (DataPrepError naming the short classes,
+    unless options.short_classes is all_available). Every file and class dropped on the way is printed
+    on stderr (one line) and recorded in stats.json (dropped).
+    """
     name = dataset["name"]
     check_shots(dataset, shots)
+    policy = short_class_policy(dataset)
     reader = READERS.get(dataset["kind"])
     if reader is None:
         raise DataPrepError(f"dataset {name!r}: unknown kind {dataset['kind']!r}; known: synthetic, {', '.join(sorted(READERS))}")
     if not dataset.get("path"):
         obtain(dataset, raw)
     listing = reader(dataset, raw)
-    classes = listing.class_names()
-    index = {c: i for i, c in enumerate(classes)}
+    dropped = {"files": [_dropped_file(e) for e in listing.skipped], "classes": list(listing.dropped_classes)}
+    listed = Counter(s.label for s in listing.samples)
+    dropped["classes"] += [{"class": c, "reason": "no image listed"} for c in listing.class_names()
+                           if not listed[c] and c not in {d["class"] for d in dropped["classes"]}]
+    classes = [c for c in listing.class_names() if listed[c]]
     out = Path(out_dir)
+    try:
+        check_num_classes(dataset, classes, dropped["classes"])
+        planned = Counter(s.label for s, part in assign_split(listing.samples, dataset.get("split"), name) if part == "train")
+        shot_feasibility({c: planned[c] for c in classes}, shots, policy, name)
+    except DataPrepError:
+        report_dropped(name, dropped, {})
+        raise
+    index = {c: i for i, c in enumerate(classes)}
     out.mkdir(parents=True, exist_ok=True)
     source_root = Path(dataset["path"]).expanduser() if dataset.get("path") else raw
     rel = [_cache_name(s, index[s.label], source_root) for s in listing.samples]
@@ -246,12 +346,28 @@ def prepare_files(dataset: dict, out_dir: str | Path, shots: list[str], probe_pe
         else:
             log.warning("%s: skipping unreadable image %s (%s)", name, sample.path, error)
             skipped.append({"path": str(sample.path), "error": error})
-    assigned = assign_split(usable, dataset.get("split"), name)
-    rows = sorted(((cached[str(s.path)], index[s.label], part) for s, part in assigned), key=lambda r: (r[2] != "train", r[1], r[0]))
-    train_labels = np.array([label for _, label, part in rows if part == "train"], dtype=np.int64)
-    train_sets = few_shot_indices(train_labels, shots, seed)
+            dropped["files"].append({"path": str(sample.path), "reason": "unreadable image", "detail": error,
+                                     "class": sample.label})
+    readable = Counter(s.label for s in usable)
+    lost = [c for c in classes if not readable[c]]
+    dropped["classes"] += [{"class": c, "reason": "every image unreadable"} for c in lost]
+    short: dict = {}
+    try:
+        check_num_classes(dataset, [c for c in classes if readable[c]], dropped["classes"])
+        assigned = assign_split(usable, dataset.get("split"), name)
+        rows = sorted(((cached[str(s.path)], index[s.label], part) for s, part in assigned),
+                      key=lambda r: (r[2] != "train", r[1], r[0]))
+        train_labels = np.array([label for _, label, part in rows if part == "train"], dtype=np.int64)
+        counts = Counter(classes[label] for label in train_labels)
+        short = shot_feasibility({c: counts[c] for c in classes}, shots, policy, name,
+                                 when="(after dropping unreadable images) " if dropped["files"] else "")
+        train_sets = few_shot_indices(train_labels, shots, seed, classes, policy, name)
+    except DataPrepError:
+        report_dropped(name, dropped, {})
+        raise
+    report_dropped(name, dropped, short, out)
     splits = {"train": train_sets, "probe": probe_indices(train_labels, train_sets, probe_per_class, seed, **probe_options)}
-    stats = _stats(dataset, classes, rows, train_sets, splits, listing.extra, skipped, resize_shorter)
+    stats = _stats(dataset, classes, rows, train_sets, splits, listing.extra, skipped, resize_shorter, dropped, short)
     with open(out / "manifest.csv.tmp", "w", newline="") as f:
         writer = csv.writer(f)
         writer.writerow(["path", "label", "split"])
@@ -260,16 +376,14 @@ def prepare_files(dataset: dict, out_dir: str | Path, shots: list[str], probe_pe
     _write_atomic(out / "splits.json", json.dumps(splits))
     _write_atomic(out / "classes.json", json.dumps(classes, indent=1))
     _write_atomic(out / "stats.json", json.dumps(stats, indent=1))
-    log.info("%s: %d train / %d test images, %d classes, %d skipped", name, stats["train_images"],
-             stats["test_images"], len(classes), len(skipped))
+    log.info("%s: %d train / %d test images, %d classes, %d files and %d classes dropped", name, stats["train_images"],
+             stats["test_images"], len(classes), len(dropped["files"]), len(dropped["classes"]))
     return out
 
 
-def _stats(dataset, classes, rows, train_sets, splits, extra, skipped, resize_shorter) -> dict:
+def _stats(dataset, classes, rows, train_sets, splits, extra, skipped, resize_shorter, dropped, short) -> dict:
     counts = {part: Counter(classes[label] for _, label, p in rows if p == part) for part in ("train", "test")}
     warnings = []
-    if dataset.get("num_classes") and dataset["num_classes"] != len(classes):
-        warnings.append(f"config num_classes={dataset['num_classes']} but the data has {len(classes)} classes")
     empty = [c for c in classes if not counts["train"][c]]
     if empty:
         warnings.append(f"{len(empty)} classes have no training image: {empty[:10]}")
@@ -290,9 +404,12 @@ def _stats(dataset, classes, rows, train_sets, splits, extra, skipped, resize_sh
         "resize_shorter": resize_shorter,
         "split": dataset.get("split"),
         "shots": {k: len(v) for k, v in train_sets.items()},
+        # per few-shot setting, the classes trained on all they have (options.short_classes: all_available)
+        "short_classes": short,
         "probe": {k: {name: len(idx) for name, idx in v.items()} for k, v in splits["probe"].items()},
         "notes": dataset.get("notes", ""),
         "warnings": warnings,
+        "dropped": dropped,
         "skipped_count": len(skipped),
         "skipped": skipped,
         **extra,

@@ -10,9 +10,12 @@ turns parts into the benchmark's train/test (`data_prep.prepare.assign_split`).
 from __future__ import annotations
 
 import csv
+import hashlib
+import io
 import json
 import logging
 import pickle
+import re
 import tarfile
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -41,7 +44,8 @@ class Sample:
 class Listing:
     samples: list[Sample]
     classes: list[str] | None = None  # label order; None: sorted class names
-    skipped: list[dict] = field(default_factory=list)  # listed by the source but not obtainable
+    skipped: list[dict] = field(default_factory=list)  # files dropped: {"path", "reason", "error"?, "class"?}
+    dropped_classes: list[dict] = field(default_factory=list)  # classes dropped: {"class", "reason"}
     extra: dict = field(default_factory=dict)  # recorded in stats.json
 
     def class_names(self) -> list[str]:
@@ -78,7 +82,8 @@ def _loadmat(path: Path) -> dict:
 
 
 def _images_under(folder: Path, extensions) -> list[Path]:
-    return sorted(p for p in folder.rglob("*") if p.suffix.lower() in extensions and p.is_file()
+    """Files under `folder` with one of `extensions` (None: every file), hidden ones left out."""
+    return sorted(p for p in folder.rglob("*") if (extensions is None or p.suffix.lower() in extensions) and p.is_file()
                   and not any(part.startswith(".") for part in p.relative_to(folder).parts))
 
 
@@ -103,13 +108,22 @@ def read_imagefolder(dataset: dict, raw: Path) -> Listing:
         | set(split.get("test_parts") or []) | set(split.get("pool") or [])
     part_dirs = [d for d in sorted(root.iterdir()) if d.is_dir() and d.name in part_names]
     bases = [(d, d.name) for d in part_dirs] if len(part_dirs) >= 2 else [(root, "all")]
-    samples = []
+    samples, skipped, empty = [], [], []
     for base, part in bases:
         for class_dir in sorted(d for d in base.glob(opts.get("class_glob") or "*") if d.is_dir() and not d.name.startswith(".")):
-            samples += [Sample(p, class_dir.name, part) for p in _images_under(class_dir, extensions)]
+            found = _images_under(class_dir, extensions)
+            samples += [Sample(p, class_dir.name, part) for p in found]
+            if not opts.get("extensions"):  # set explicitly, it excludes files on purpose (e.g. masks)
+                skipped += [{"path": str(p), "reason": f"file type {p.suffix or '(none)'} not read (options.extensions)",
+                             "class": class_dir.name}
+                            for p in _images_under(class_dir, None) if p.suffix.lower() not in extensions]
+            if not found:
+                empty.append({"class": class_dir.name, "reason": f"empty folder {class_dir}"})
     if not samples:
         raise DataPrepError(f"dataset {dataset['name']!r}: no images ({', '.join(extensions)}) in class folders under {root}")
-    return Listing(samples)
+    # a class folder empty in one part (e.g. test/) but not in another is not a dropped class
+    have = {s.label for s in samples}
+    return Listing(samples, skipped=skipped, dropped_classes=[e for e in empty if e["class"] not in have])
 
 
 def read_food101(dataset: dict, raw: Path) -> Listing:
@@ -218,24 +232,81 @@ def read_european_flood(dataset: dict, raw: Path) -> Listing:
     return Listing(samples, [negative, positive], extra={f"{task}_ids_without_image": unmatched})
 
 
-def read_belga_logos(dataset: dict, raw: Path) -> Listing:
-    """images/*.jpg + the box annotations (qset3_internal_and_local.gt: id, logo, image, type, ok, x1 y1 x2 y2).
+BELGA_COLUMNS = ("id", "logo", "image", "type", "ok", "x1", "y1", "x2", "y2")
 
-    One label per image: of the configured logos annotated on it, the one with the
-    largest box (ties: name); an image with none of them is the no-logo class.
+
+def parse_belga_annotations(path: Path, dataset: dict) -> list[tuple[str, ...]]:
+    """The rows of BelgaLogos' qset3_internal_and_local.gt, strictly: 9 fields per row (BELGA_COLUMNS).
+
+    Fields are separated by any run of whitespace: the INRIA original separates two rows by spaces
+    where the rest use tabs, and nhartland/BelgaLogosID fixed those by hand; both give the same rows.
+    Raises DataPrepError naming the file when no row parses (e.g. an HTML error page saved in its
+    place), and naming the file and line of every row that does not (none is dropped silently).
+    Source: http://www-sop.inria.fr/members/Alexis.Joly/BelgaLogos/ (Joly & Buisson 2009).
+    """
+    rows, bad = [], []
+    for number, line in enumerate(path.read_text(encoding="utf-8", errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        fields = tuple(line.split())
+        ok = len(fields) == len(BELGA_COLUMNS) and fields[2].lower().endswith(".jpg") and fields[4] in ("0", "1") \
+            and all(v.lstrip("-").isdigit() for v in fields[5:9])
+        (rows if ok else bad).append(fields if ok else (number, line))
+    what = (f"a BelgaLogos annotation row is {len(BELGA_COLUMNS)} whitespace-separated fields "
+            f"({' '.join(BELGA_COLUMNS)}; ok 0/1, integer box corners)")
+    if not rows:
+        first = bad[0][1][:80] if bad else "(empty)"
+        raise DataPrepError(f"dataset {dataset['name']!r}: {path} is not a BelgaLogos annotation file: no row parses "
+                            f"({what}); its first line is {first!r}. Delete it and run again to download it anew")
+    if bad:
+        listed = "; ".join(f"line {n}: {text[:80]!r}" for n, text in bad[:5]) + ("; ..." if len(bad) > 5 else "")
+        raise DataPrepError(f"dataset {dataset['name']!r}: {len(bad)} row(s) of {path} do not parse ({what}): {listed}. "
+                            f"Delete the file and run again to download it anew, or fix those rows")
+    return rows
+
+
+def belga_table_sha256(rows: list[tuple[str, ...]]) -> str:
+    """sha256 of the parsed rows, each written as its fields joined by one tab plus a newline: the same
+    value for both known versions of the file (it equals the file sha256 of the all-tab version)."""
+    return hashlib.sha256("".join("\t".join(r) + "\n" for r in rows).encode()).hexdigest()
+
+
+def read_belga_logos(dataset: dict, raw: Path) -> Listing:
+    """images/*.jpg labelled from the box annotations (qset3_internal_and_local.gt, parse_belga_annotations).
+
+    One label per image: of the configured logos (options.logos) annotated on it, the one with the
+    largest box (ties: name); an image with none of them is the no-logo class. The parsed table must
+    match options.annotations_sha256 (belga_table_sha256) when set; otherwise DataPrepError.
+    Annotated images missing from images/ are dropped and reported.
     """
     opts = _options(dataset)
     logos, no_logo = list(opts["logos"]), opts.get("no_logo_class", "no-logo")
+    path = _find(raw, opts.get("annotations", "qset3_internal_and_local.gt"), dataset)
+    rows = parse_belga_annotations(path, dataset)
+    pinned, got = opts.get("annotations_sha256"), belga_table_sha256(rows)
+    if pinned and got != pinned.lower():
+        raise DataPrepError(
+            f"dataset {dataset['name']!r}: {path} parses into {len(rows)} rows whose sha256 (belga_table_sha256) is "
+            f"{got}, not options.annotations_sha256 {pinned}: it is another version of the file. Delete it and run "
+            f"again to download it anew (configs/dataset/{dataset['name']}.yaml lists the URLs)")
     boxes: dict[str, list[tuple[int, str]]] = {}
-    for line in _lines(_find(raw, opts.get("annotations", "qset3_internal_and_local.gt"), dataset)):
-        fields = line.split("\t")
-        if len(fields) >= 9 and fields[1] in logos:
-            x1, y1, x2, y2 = (int(v) for v in fields[5:9])
-            boxes.setdefault(fields[2], []).append((abs(x2 - x1) * abs(y2 - y1), fields[1]))
-    images = _images_under(_find(raw, "images", dataset, want_dir=True), (".jpg", ".jpeg"))
+    for _, logo, image, _, _, x1, y1, x2, y2 in rows:
+        if logo in logos:
+            boxes.setdefault(image, []).append((abs(int(x2) - int(x1)) * abs(int(y2) - int(y1)), logo))
+    folder = _find(raw, "images", dataset, want_dir=True)
+    images = _images_under(folder, (".jpg", ".jpeg"))
+    if opts.get("expected_images") and len(images) != int(opts["expected_images"]):
+        raise DataPrepError(
+            f"dataset {dataset['name']!r}: {folder} holds {len(images)} JPEG images, not the {opts['expected_images']} "
+            f"of BelgaLogos (options.expected_images): the archive is incomplete or another version. Delete "
+            f"{folder} and images.tar.gz under {raw} and run again")
     samples = [Sample(p, max(boxes[p.name])[1] if p.name in boxes else no_logo, "all") for p in images]
+    present = {p.name for p in images}
+    skipped = [{"path": name, "reason": f"annotated in {path.name} but not in images/", "class": max(b)[1]}
+               for name, b in sorted(boxes.items()) if name not in present]
     multi = sum(len({b for _, b in boxes[p.name]}) > 1 for p in images if p.name in boxes)
-    return Listing(samples, logos + [no_logo], extra={"images_with_several_logos": multi})
+    return Listing(samples, logos + [no_logo], skipped,
+                   extra={"images_with_several_logos": multi, "annotations_sha256": got})
 
 
 def read_stanford_cars(dataset: dict, raw: Path) -> Listing:
@@ -251,24 +322,47 @@ def read_stanford_cars(dataset: dict, raw: Path) -> Listing:
     return Listing(samples, classes)
 
 
+_WNID = re.compile(r"^n\d{8}$")
+
+
 def read_imagenet(dataset: dict, raw: Path) -> Listing:
-    """ILSVRC-2012: train/<wnid>.tar (unpacked here, then deleted), val/*.JPEG labelled by the devkit."""
+    """ILSVRC-2012 in either layout a user may have:
+
+    - torchvision's (what `torchvision.datasets.ImageNet` leaves behind): train/<wnid>/*.JPEG and
+      val/<wnid>/*.JPEG; no devkit needed;
+    - the archives unpacked here: train/<wnid>.tar (unpacked, then deleted) and a flat
+      val/ILSVRC2012_val_*.JPEG labelled by the devkit (ILSVRC2012_devkit_t12/data).
+
+    Classes are the WordNet ids of train/, sorted. Raises DataPrepError naming the folder when a part is
+    missing or the validation images and labels disagree. Source: torchvision/datasets/imagenet.py.
+    """
+    train, val = raw / "train", raw / "val"
+    for inner in sorted(train.glob("*.tar")):  # the train archive is a tar of one tar per class
+        extract(inner, train / inner.stem)
+        inner.unlink()
+    wnids = sorted(d.name for d in train.iterdir() if d.is_dir() and _WNID.match(d.name)) if train.is_dir() else []
+    if not wnids:
+        raise DataPrepError(f"dataset {dataset['name']!r}: no class folders train/<wnid>/ (e.g. train/n01440764) under "
+                            f"{raw}; put ILSVRC2012_img_train.tar there, or the unpacked train/ folder")
+    samples = [Sample(p, w, "train") for w in wnids for p in _images_under(train / w, (".jpeg", ".jpg"))]
+    val_dirs = sorted(d for d in val.iterdir() if d.is_dir() and _WNID.match(d.name)) if val.is_dir() else []
+    if val_dirs:  # torchvision's layout: already sorted into classes
+        unknown = sorted({d.name for d in val_dirs} - set(wnids))
+        if unknown:
+            raise DataPrepError(f"dataset {dataset['name']!r}: val/ has class folders {unknown[:5]} that train/ lacks")
+        samples += [Sample(p, d.name, "val") for d in val_dirs for p in _images_under(d, (".jpeg", ".jpg"))]
+        return Listing(samples, wnids, extra={"imagenet_layout": "torchvision folders"})
     devkit = _find(raw, "ILSVRC2012_devkit_t12", dataset, want_dir=True)
     synsets = np.atleast_1d(_loadmat(devkit / "data" / "meta.mat")["synsets"])
     leaves = synsets[np.asarray(synsets["num_children"]).astype(int) == 0]
     wnid_of = {int(i): str(w) for i, w in zip(leaves["ILSVRC2012_ID"], leaves["WNID"])}
-    train = raw / "train"
-    for inner in sorted(train.glob("*.tar")):  # the train archive is a tar of one tar per class
-        extract(inner, train / inner.stem)
-        inner.unlink()
-    samples = [Sample(p, d.name, "train") for d in sorted(train.iterdir()) if d.is_dir() for p in _images_under(d, (".jpeg", ".jpg"))]
     truth = [int(v) for v in (devkit / "data" / "ILSVRC2012_validation_ground_truth.txt").read_text().split()]
-    val = sorted(p for p in (raw / "val").iterdir() if p.suffix.upper() == ".JPEG")
-    if len(val) != len(truth):
-        raise DataPrepError(f"dataset {dataset['name']!r}: {len(val)} validation images in {raw / 'val'} but "
-                            f"{len(truth)} labels in the devkit; delete {raw / 'val'} and run again")
-    samples += [Sample(p, wnid_of[t], "val") for p, t in zip(val, truth)]
-    return Listing(samples, sorted(wnid_of.values()))
+    flat = sorted(p for p in val.iterdir() if p.suffix.upper() == ".JPEG") if val.is_dir() else []
+    if len(flat) != len(truth):
+        raise DataPrepError(f"dataset {dataset['name']!r}: {len(flat)} validation images in {val} but "
+                            f"{len(truth)} labels in the devkit; delete {val} and run again")
+    samples += [Sample(p, wnid_of[t], "val") for p, t in zip(flat, truth)]
+    return Listing(samples, wnids, extra={"imagenet_layout": "archives + devkit"})
 
 
 def read_places365(dataset: dict, raw: Path) -> Listing:
@@ -340,53 +434,148 @@ def read_landmarks_v2(dataset: dict, raw: Path) -> Listing:
         if path.exists():
             samples.append(Sample(path, landmark, "all"))
         else:
-            skipped.append({"path": image_id, "error": "listed in train_clean.csv but in no downloaded shard"})
+            skipped.append({"path": image_id, "reason": "listed in train_clean.csv but in no downloaded shard",
+                            "class": landmark})
     landmarks = [r["landmark_id"] for r in chosen]
     return Listing(samples, landmarks, skipped, extra={"landmarks": landmarks, "shards_read": len(shards)})
 
 
-def _fetch_image(url: str, dst: Path, timeout: float) -> str | None:
+# what dead hosts serve instead of a photo: the URL they redirect to (Flickr's "photo unavailable",
+# imgur's "removed" image); anything with a shorter side below MIN_IMAGE_SIDE pixels; anything PIL
+# cannot decode (an HTML error page served with HTTP 200); and content served for many URLs of
+# several classes (PLACEHOLDER_REPEATS), which no product photo is.
+PLACEHOLDER_URLS = ("photo_unavailable", "/removed.png", "no_image", "noimage", "image_not_found", "placeholder")
+MIN_IMAGE_SIDE = 32
+PLACEHOLDER_REPEATS = 20
+
+
+def check_fetched_image(data: bytes, final_url: str, opts: dict) -> str | None:
+    """Why fetched bytes are not a usable photo (a placeholder, a tiny image, not an image), or None.
+
+    opts (a url_list config's options): placeholder_urls (substrings of the final URL after
+    redirects), min_image_side (pixels), placeholder_sha256 (hex digests of known placeholders).
+    """
+    from PIL import Image, UnidentifiedImageError
+
+    marks = [m.lower() for m in (opts.get("placeholder_urls") or PLACEHOLDER_URLS)]
+    hit = next((m for m in marks if m in final_url.lower()), None)
+    if hit:
+        return f"placeholder: redirected to {final_url}"
+    if hashlib.sha256(data).hexdigest() in set(opts.get("placeholder_sha256") or []):
+        return "placeholder: a known placeholder image (options.placeholder_sha256)"
+    try:
+        with Image.open(io.BytesIO(data)) as im:
+            size = im.size
+            im.verify()
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as err:
+        start = data[:40].decode("latin-1").strip().replace("\n", " ")
+        return f"not an image ({type(err).__name__}; starts {start!r})"
+    side = int(opts.get("min_image_side", MIN_IMAGE_SIDE))
+    if min(size) < side:
+        return f"tiny image {size[0]}x{size[1]} (shorter side below options.min_image_side={side}): a placeholder"
+    return None
+
+
+def _fetch_image(url: str, dst: Path, timeout: float, opts: dict) -> tuple[str, str] | None:
+    """Fetch one image to `dst`; None when saved, else ("unreachable" | "rejected", why)."""
     try:
         with urlopen(Request(url, headers={"User-Agent": "model-selection-benchmark/data_prep"}), timeout=timeout) as resp:
-            data = resp.read()
-        dst.parent.mkdir(parents=True, exist_ok=True)
-        tmp = dst.with_name(dst.name + ".tmp")
-        tmp.write_bytes(data)
-        tmp.replace(dst)
+            data, final_url = resp.read(), resp.geturl() or url
     except Exception as err:  # noqa: BLE001  (dead URLs are expected; record and move on)
-        return f"{type(err).__name__}: {err}"
+        return "unreachable", f"{type(err).__name__}: {err}"
+    why = check_fetched_image(data, final_url, opts)
+    if why:
+        return "rejected", why
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    tmp = dst.with_name(dst.name + ".tmp")
+    tmp.write_bytes(data)
+    tmp.replace(dst)
     return None
+
+
+def _read_table(path: Path) -> dict[str, str]:
+    return dict(line.split("\t", 1) for line in _lines(path) if "\t" in line) if path.exists() else {}
+
+
+def _append_table(path: Path, rows: dict[str, str]) -> None:
+    with path.open("a") as f:
+        f.writelines(f"{k}\t{v}\n" for k, v in rows.items())
 
 
 def read_url_list(dataset: dict, raw: Path) -> Listing:
     """iMaterialist-style {"images": [{"id", "url", "class"}]} lists: fetch every image once, in threads.
 
-    URLs that fail are written to unreachable_<part>.txt and not retried on the next
-    run (delete that file to retry); they are reported in stats.json.
+    URLs that fail go to unreachable_<part>.txt; content that is not a photo (check_fetched_image, and
+    the same bytes served for options.placeholder_repeats URLs of several classes) goes to
+    rejected_<part>.tsv with the reason. Neither is retried on the next run (delete those files to
+    retry); both are reported per class (stats.json url_list_dropped_per_class and dropped).
     """
     opts = _options(dataset)
     threads, timeout = int(opts.get("fetch_threads", 16)), float(opts.get("fetch_timeout_s", 30))
-    samples, classes, unreachable = [], set(), {}
-    for part, file_name in (opts.get("lists") or {"train": "train.json", "val": "val.json"}).items():
+    lists = opts.get("lists") or {"train": "train.json", "val": "val.json"}
+    entries_of, classes = {}, set()
+    target = lambda part, e: raw / "images" / part / str(e["class"]) / (e["id"] if Path(e["id"]).suffix else f"{e['id']}.jpg")  # noqa: E731
+    for part, file_name in lists.items():
         entries = json.loads(_find(raw, file_name, dataset).read_text())["images"]
-        folder, failed_file = raw / "images" / part, raw / f"unreachable_{part}.txt"
+        entries_of[part] = entries
+        failed_file, rejected_file = raw / f"unreachable_{part}.txt", raw / f"rejected_{part}.tsv"
         failed = set(_lines(failed_file)) if failed_file.exists() else set()
-        target = lambda e: folder / str(e["class"]) / (e["id"] if Path(e["id"]).suffix else f"{e['id']}.jpg")  # noqa: E731
-        todo = [e for e in entries if e["id"] not in failed and not target(e).exists()]
+        rejected = _read_table(rejected_file)
+        todo = [e for e in entries if e["id"] not in failed and e["id"] not in rejected and not target(part, e).exists()]
         if todo:
             log.info("%s: fetching %d %s images with %d threads", dataset["name"], len(todo), part, threads)
             with ThreadPoolExecutor(threads) as pool:
-                errors = list(pool.map(lambda e: _fetch_image(e["url"], target(e), timeout), todo))
-            new = [e["id"] for e, err in zip(todo, errors) if err]
+                results = list(pool.map(lambda e: _fetch_image(e["url"], target(part, e), timeout, opts), todo))
             with failed_file.open("a") as f:
-                f.writelines(f"{i}\n" for i in new)
-            failed |= set(new)
+                f.writelines(f"{e['id']}\n" for e, r in zip(todo, results) if r and r[0] == "unreachable")
+            _append_table(rejected_file, {e["id"]: r[1] for e, r in zip(todo, results) if r and r[0] == "rejected"})
+    _reject_repeated_content(dataset, raw, entries_of, target, opts)
+    samples, skipped, unreachable, per_class = [], [], {}, {}
+    for part, entries in entries_of.items():
+        failed_file = raw / f"unreachable_{part}.txt"
+        failed = set(_lines(failed_file)) if failed_file.exists() else set()
+        rejected = _read_table(raw / f"rejected_{part}.tsv")
         for e in entries:
+            label = f"{int(e['class']):04d}"
             classes.add(int(e["class"]))
-            if target(e).exists():
-                samples.append(Sample(target(e), f"{int(e['class']):04d}", part))
+            if e["id"] in rejected or e["id"] in failed:
+                why = "unreachable URL" if e["id"] in failed else "rejected download"
+                skipped.append({"path": e["url"], "reason": why, "class": label,
+                                **({"error": rejected[e["id"]]} if e["id"] in rejected else {})})
+                counts = per_class.setdefault(label, {})
+                counts[why] = counts.get(why, 0) + 1
+            elif target(part, e).exists():
+                samples.append(Sample(target(part, e), label, part))
         unreachable[part] = sum(e["id"] in failed for e in entries)
-    return Listing(samples, [f"{c:04d}" for c in sorted(classes)], extra={"unreachable": unreachable})
+    return Listing(samples, [f"{c:04d}" for c in sorted(classes)], skipped,
+                   extra={"unreachable": unreachable, "url_list_dropped_per_class": dict(sorted(per_class.items()))})
+
+
+def _reject_repeated_content(dataset: dict, raw: Path, entries_of: dict, target: Callable, opts: dict) -> None:
+    """Bytes saved for at least options.placeholder_repeats URLs of two or more classes are a host's
+    placeholder, not a product photo: delete those files and record them in rejected_<part>.tsv."""
+    repeats = int(opts.get("placeholder_repeats", PLACEHOLDER_REPEATS))
+    digests: dict[str, list[tuple[str, dict]]] = {}
+    for part, entries in entries_of.items():
+        known_file = raw / f"sha256_{part}.tsv"
+        known, new = _read_table(known_file), {}
+        for e in entries:
+            path = target(part, e)
+            if e["id"] not in known and path.exists():
+                new[e["id"]] = hashlib.sha256(path.read_bytes()).hexdigest()
+            if path.exists():
+                digests.setdefault(known.get(e["id"]) or new[e["id"]], []).append((part, e))
+        if new:
+            _append_table(known_file, new)
+    for digest, hits in digests.items():
+        if len(hits) >= repeats and len({int(e["class"]) for _, e in hits}) >= 2:
+            why = (f"placeholder: the same bytes (sha256 {digest[:12]}...) were served for {len(hits)} URLs of "
+                   f"{len({int(e['class']) for _, e in hits})} classes")
+            log.warning("%s: %s", dataset["name"], why)
+            for part in {p for p, _ in hits}:
+                _append_table(raw / f"rejected_{part}.tsv", {e["id"]: why for p, e in hits if p == part})
+            for part, e in hits:
+                target(part, e).unlink(missing_ok=True)
 
 
 READERS: dict[str, Callable[[dict, Path], Listing]] = {

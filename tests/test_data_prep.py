@@ -83,3 +83,15 @@ def test_ablation_and_parc_probe_sets_on_the_full_setting():
     assert draws[0] != draws[1]
     with pytest.raises(DataPrepError, match="2 images of each"):
         probe_indices(labels, train, per_class=25, seed=0, parc_draws=1, parc_size=7)
+
+
+def test_a_short_class_is_named_with_its_count_or_trained_on_all_it_has():
+    labels = np.array([0] * 30 + [1] * 2 + [2] * 30)
+    names = ["cat", "dog", "owl"]
+    with pytest.raises(DataPrepError) as err:
+        few_shot_indices(labels, ["full", "20"], 0, names, name="toy")
+    assert str(err.value).startswith("dataset 'toy': shots=20: 1 of 3 classes have fewer training images than 20: "
+                                     "dog (2). Lower the shot count (benchmark key shots)")
+    sets = few_shot_indices(labels, ["full", "20", "5"], 0, names, short="all_available")
+    assert np.bincount(labels[sets["20"]]).tolist() == [20, 2, 20]
+    assert np.bincount(labels[sets["5"]]).tolist() == [5, 2, 5] and set(sets["5"]) <= set(sets["20"])

@@ -215,14 +215,15 @@ def fake_imaterialist2019(tmp):
     for cls in (4, 17):
         for i in range(4):
             part = "train" if i < 3 else "val"
-            url = image(web / f"{cls}_{i}.jpg").as_uri()
+            url = image(web / f"{cls}_{i}.jpg", size=(40, 32)).as_uri()  # smaller ones are taken for placeholders
             lists[part].append({"id": f"{cls:02d}{i:030x}", "url": url, "class": cls})
     lists["train"].append({"id": "dead" + "0" * 28, "url": (web / "gone.jpg").as_uri(), "class": 4})
     for part, entries in lists.items():
         write(raw / f"{part}.json", json.dumps({"images": entries}))
     cfg = load_config("imaterialist2019")
     cfg["options"]["fetch_threads"] = 2
-    return cfg, {"classes": ["0004", "0017"], "per_class": {"0004": (3, 1), "0017": (3, 1)}, "unreachable": {"train": 1, "val": 0}}
+    return cfg, {"classes": ["0004", "0017"], "per_class": {"0004": (3, 1), "0017": (3, 1)}, "unreachable": {"train": 1, "val": 0},
+                 "skipped": 1}
 
 
 def fake_imagenet(tmp):
@@ -382,21 +383,33 @@ def fake_cub200(tmp):
     return serve(load_config("cub200"), tmp / "server"), {"classes": classes, "per_class": {c: (2, 2) for c in classes}}
 
 
-def fake_belga_logos(tmp):
-    server, box = tmp / "server", "{}\t{}\t{}\tlogo\t1\t{}\t{}\t{}\t{}"
-    files = [f"0767{i:04d}.jpg" for i in range(8)]
+BELGA_ROW = "{}\t{}\t{}\tlogo\t1\t{}\t{}\t{}\t{}"
+
+
+def fake_belga_logos(tmp, sep_rows=()):
+    """Every one of the 26 logos on two images, four images without one of them; `sep_rows`: rows whose
+    tabs become runs of spaces, as in the INRIA original."""
+    server = tmp / "server"
+    logos = load_config("belga_logos")["options"]["logos"]
+    files = [f"0767{i:04d}.jpg" for i in range(8 + 2 * 24)]
     for f in files:
         image(tmp / "stage" / "images" / f)
-    gt = [box.format("Adidas_0", "Adidas", files[0], 10, 10, 40, 40), box.format("Adidas_1", "Adidas", files[1], 0, 0, 5, 5),
-          box.format("Nike_0", "Nike", files[1], 0, 0, 50, 60),  # larger than the Adidas box: the label is Nike
-          box.format("Nike_1", "Nike", files[2], 30, 30, 5, 5),  # x2 < x1 happens in the real file
-          box.format("Reebok_0", "Reebok", files[3], 0, 0, 9, 9),  # a later-added logo: counts as no-logo
-          box.format("Adidas_2", "Adidas", files[4], 1, 1, 3, 3)]
+    gt = [BELGA_ROW.format("Adidas_0", "Adidas", files[0], 10, 10, 40, 40), BELGA_ROW.format("Adidas_1", "Adidas", files[1], 0, 0, 5, 5),
+          BELGA_ROW.format("Nike_0", "Nike", files[1], 0, 0, 50, 60),  # larger than the Adidas box: the label is Nike
+          BELGA_ROW.format("Nike_1", "Nike", files[2], 30, 30, 5, 5),  # x2 < x1 happens in the real file
+          BELGA_ROW.format("Reebok_0", "Reebok", files[3], 0, 0, 9, 9),  # a later-added logo: counts as no-logo
+          BELGA_ROW.format("Adidas_2", "Adidas", files[4], 1, 1, 3, 3)]
+    others = [logo for logo in logos if logo not in ("Adidas", "Nike")]
+    gt += [BELGA_ROW.format(f"{logo}_{k}", logo, files[8 + 2 * i + k], 0, 0, 4, 4) for i, logo in enumerate(others) for k in (0, 1)]
+    tab_version = write(tmp / "tab_version.gt", "\n".join(gt) + "\n")
+    for i in sep_rows:
+        gt[i] = gt[i].replace("\t", "  ")
     write(server / "qset3_internal_and_local.gt", "\n".join(gt) + "\n")
     make_tar(server / "images.tar.gz", tmp / "stage")
     cfg = serve(load_config("belga_logos"), server)
-    cfg["num_classes"] = 27
-    return cfg, {"classes": [*cfg["options"]["logos"], "no-logo"], "per_class": {"Adidas": (1, 1), "Nike": (1, 1), "no-logo": (3, 1)}}
+    cfg["options"]["annotations_sha256"] = digest(tab_version, "sha256")  # the parsed table of this fake
+    cfg["options"]["expected_images"] = len(files)
+    return cfg, {"classes": [*logos, "no-logo"], "per_class": {**{c: (1, 1) for c in logos}, "no-logo": (3, 1)}}
 
 
 def fake_stanford_cars(tmp):
@@ -414,6 +427,21 @@ def fake_stanford_cars(tmp):
     return manual_files(load_config("stanford_cars"), raw), {"classes": list(names), "per_class": {n: (2, 1) for n in names}}
 
 
+def _with_its_class_count(fake):
+    """A fake holds a few of a dataset's classes: its config's num_classes becomes that number
+    (preparation refuses a class count that disagrees with num_classes)."""
+
+    def build(tmp, *args, **kwargs):
+        cfg, expected = fake(tmp, *args, **kwargs)
+        cfg["num_classes"] = len(expected["classes"])
+        return cfg, expected
+
+    build.__name__ = fake.__name__
+    return build
+
+
+for _name in [n for n in globals() if n.startswith("fake_")]:
+    globals()[_name] = _with_its_class_count(globals()[_name])
 FAKES = {name.removeprefix("fake_"): fn for name, fn in globals().items() if name.startswith("fake_")}
 REAL = ["belga_logos", "cub200", "cucumber9", "dtd", "european_flood", "flowers102", "food101", "icassava", "imagenet",
         "imaterialist2019", "inaturalist2019", "landmarks_v2", "logo2k", "magnetic_tile_defects", "oxford_pets",
@@ -493,6 +521,7 @@ def test_reruns_are_idempotent_and_large_images_are_resized(tmp_path):
     image(tmp_path / "stage" / "UCMerced_LandUse" / "Images" / "beach" / "wide.png", size=(40, 24))
     make_zip(tmp_path / "server" / "UCMerced_LandUse.zip", tmp_path / "stage")
     cfg = serve(load_config("uc_merced"), tmp_path / "server")
+    cfg["num_classes"] = 2
     out = run_prepare(cfg, tmp_path, resize_shorter=12)
     check_layout(out, ["agricultural", "beach"], {"agricultural": (3, 1), "beach": (4, 1)})
     sizes = []
@@ -514,16 +543,18 @@ def test_imagefolder_from_a_local_directory(tmp_path):
         for i in range(4):
             image(flat / c / f"{i}.png")  # PNG in, RGB JPEG out
     image(flat / "cats" / "sub" / "deeper.jpg")
-    write(flat / "dogs" / "notes.txt", "not an image\n")
+    write(flat / "dogs" / "notes.txt", "not an image\n")  # reported as dropped, not read
     cfg.update(path=str(flat), num_classes=3)
     out = run_prepare(cfg, tmp_path, workers=2)
-    check_layout(out, ["cats", "dogs", "owls"], {"cats": (4, 1), "dogs": (3, 1), "owls": (3, 1)})
+    stats = check_layout(out, ["cats", "dogs", "owls"], {"cats": (4, 1), "dogs": (3, 1), "owls": (3, 1)})
+    assert stats["dropped"]["files"] == [{"path": str(flat / "dogs" / "notes.txt"), "reason": "file type .txt not read "
+                                          "(options.extensions)", "class": "dogs"}]
     split_dirs = tmp_path / "split_dirs"
     for part, n in (("train", 3), ("test", 2)):
         for c in ("a", "b"):
             for i in range(n):
                 image(split_dirs / part / c / f"{i}.jpg")
-    cfg.update(path=str(split_dirs), split={"rule": "official", "train_parts": ["train"], "test_parts": ["test"]})
+    cfg.update(path=str(split_dirs), num_classes=2, split={"rule": "official", "train_parts": ["train"], "test_parts": ["test"]})
     check_layout(run_prepare(cfg, tmp_path / "second"), ["a", "b"], {"a": (3, 2), "b": (3, 2)})
     cfg["path"] = str(tmp_path / "nowhere")
     with pytest.raises(DataPrepError, match="config key path"):
@@ -678,3 +709,210 @@ def test_image_files_and_arrays_are_torch_datasets_with_one_api(tmp_path):
     first, label = arrays[2]
     assert torch.allclose(first, arrays.batch(torch.tensor([2]))[0][0]) and label == 0
     assert arrays.augmented(True) is arrays
+
+
+# ---------------------------------------------------------------- what the data allows, and what it drops
+
+
+def _labels_by_source(out: Path) -> dict[str, str]:
+    classes = json.loads((out / "classes.json").read_text())
+    return {r["path"].split("/")[-1].rsplit("-", 1)[0]: classes[int(r["label"])] for r in read_manifest(out)}
+
+
+def test_both_versions_of_the_belga_annotations_give_identical_labels(tmp_path):
+    tabs, _ = fake_belga_logos(tmp_path / "tabs")
+    spaces, _ = fake_belga_logos(tmp_path / "spaces", sep_rows=(2, 9))  # the INRIA original: two rows with spaces
+    assert "  " in (tmp_path / "spaces" / "server" / "qset3_internal_and_local.gt").read_text()
+    a, b = run_prepare(tabs, tmp_path / "tabs"), run_prepare(spaces, tmp_path / "spaces")
+    assert _labels_by_source(a) == _labels_by_source(b)
+    assert _labels_by_source(a)["07670001"] == "Nike" and _labels_by_source(a)["07670003"] == "no-logo"
+    pinned = tabs["options"]["annotations_sha256"]
+    assert [json.loads((o / "stats.json").read_text())["annotations_sha256"] for o in (a, b)] == [pinned, pinned]
+
+
+def test_the_pinned_belga_table_is_the_real_file_and_other_versions_are_refused(tmp_path):
+    from data_prep.sources import belga_table_sha256, parse_belga_annotations
+
+    # the real file (nhartland/BelgaLogosID@bedf260, 9,844 rows, all tabs) has this file sha256: the config pins it
+    assert load_config("belga_logos")["options"]["annotations_sha256"] == \
+        "0e66a69a34683cea3d47e87c55513a492f1f4609e3bdb15cf3aacb4af43efee6"
+    cfg, _ = fake_belga_logos(tmp_path)
+    gt = tmp_path / "server" / "qset3_internal_and_local.gt"
+    assert belga_table_sha256(parse_belga_annotations(gt, cfg)) == digest(gt, "sha256")
+    cfg["options"]["annotations_sha256"] = "ab" * 32
+    with pytest.raises(DataPrepError, match=rf"parses into 54 rows whose sha256 .* is {digest(gt, 'sha256')}, not "
+                                            rf"options.annotations_sha256 {'ab' * 32}: it is another version"):
+        run_prepare(cfg, tmp_path)
+    assert not (tmp_path / "out" / "images").exists()  # refused before any image was resized
+    cfg["options"].update(annotations_sha256=digest(gt, "sha256"), expected_images=10000)
+    with pytest.raises(DataPrepError, match=r"holds 56 JPEG images, not the 10000 of BelgaLogos \(options.expected_images\)"):
+        run_prepare(cfg, tmp_path)
+
+
+def test_a_belga_error_page_or_a_broken_row_is_an_error_naming_file_and_line(tmp_path):
+    cfg, _ = fake_belga_logos(tmp_path)
+    gt = tmp_path / "server" / "qset3_internal_and_local.gt"
+    rows = gt.read_text().splitlines()
+    write(gt, "\n".join(rows[:3] + ["Nike_9\tNike\t07670009.jpg\tlogo\t1\t0\t0"] + rows[3:]) + "\n")  # 7 fields
+    raw_gt = tmp_path / "raw" / "qset3_internal_and_local.gt"
+    with pytest.raises(DataPrepError, match=rf"1 row\(s\) of {raw_gt} do not parse .*: line 4: 'Nike_9\\tNike"):
+        run_prepare(cfg, tmp_path)
+    write(raw_gt, "<!DOCTYPE html>\n<html><body>Service unavailable</body></html>\n")  # served with HTTP 200
+    with pytest.raises(DataPrepError, match=rf"{raw_gt} is not a BelgaLogos annotation file: no row parses .* "
+                                            r"its first line is '<!DOCTYPE html>'. Delete it and run again"):
+        run_prepare(cfg, tmp_path)
+    assert not (tmp_path / "out" / "images").exists()
+
+
+def test_belga_runs_every_shot_setting_with_its_short_classes_recorded(tmp_path, capsys):
+    cfg, _ = fake_belga_logos(tmp_path)
+    assert cfg["options"]["short_classes"] == "all_available" and "short_classes" in cfg["notes"]
+    out = prepare(cfg, tmp_path / "out", ["full", "2"], probe_per_class=2, seed=0, raw_dir=tmp_path / "raw", workers=1)
+    stats = json.loads((out / "stats.json").read_text())
+    logos = cfg["options"]["logos"]
+    assert stats["short_classes"] == {"2": [{"class": c, "images": 1, "shots": 2} for c in sorted(logos)]}
+    labels = np.array([int(r["label"]) for r in read_manifest(out) if r["split"] == "train"])
+    subset = json.loads((out / "splits.json").read_text())["train"]["2"]
+    assert np.bincount(labels[subset]).tolist() == [1] * 26 + [2]  # each logo all it has, no-logo 2
+    assert stats["shots"] == {"full": 29, "2": 28}
+    assert ("data_prep: belga_logos: shots=2: 26 class(es) have fewer than 2 training images and use all they "
+            "have (options.short_classes: all_available): Adidas (1), Adidas-text (1)") in capsys.readouterr().err
+
+
+def test_a_short_class_elsewhere_is_an_error_naming_classes_counts_and_remedy_before_resizing(tmp_path):
+    cfg, _ = fake_dtd(tmp_path)
+    with pytest.raises(DataPrepError) as err:
+        prepare(cfg, tmp_path / "out", ["full", "5"], probe_per_class=2, seed=0, raw_dir=tmp_path / "raw")
+    assert str(err.value) == (
+        "dataset 'dtd': shots=5: 2 of 2 classes have fewer training images than 5: banded (3), woven (3). Lower the "
+        "shot count (benchmark key shots), add images to those classes, or set options.short_classes: all_available "
+        "in configs/dataset/dtd.yaml to train such a class on all of its training images (recorded in stats.json "
+        "short_classes)")
+    assert not (tmp_path / "out" / "images").exists()
+    cfg["options"] = {"short_classes": "some"}
+    with pytest.raises(DataPrepError, match=r"options.short_classes='some' is not one of \['error', 'all_available'\]"):
+        prepare(cfg, tmp_path / "out", ["full"], probe_per_class=2, seed=0, raw_dir=tmp_path / "raw")
+
+
+def _truncated_jpeg(path: Path) -> Path:
+    data = image(path, size=(64, 48), fmt="JPEG").read_bytes()
+    path.write_bytes(data[: len(data) // 2])
+    return path
+
+
+def test_a_folder_target_reports_a_truncated_jpeg_and_an_empty_class(tmp_path, capsys):
+    folder = tmp_path / "folder"
+    for c in ("cats", "dogs"):
+        for i in range(4):
+            image(folder / c / f"{i}.jpg")
+    _truncated_jpeg(folder / "cats" / "broken.jpg")
+    (folder / "owls").mkdir()
+    cfg = load_config("example_folder")
+    cfg.update(path=str(folder), num_classes=2)
+    out = run_prepare(cfg, tmp_path)
+    stats = check_layout(out, ["cats", "dogs"], {"cats": (3, 1), "dogs": (3, 1)})
+    (broken,) = stats["dropped"]["files"]
+    assert (broken["path"], broken["reason"], broken["class"]) == (str(folder / "cats" / "broken.jpg"), "unreadable image", "cats")
+    assert "truncated" in broken["detail"]
+    assert stats["dropped"]["classes"] == [{"class": "owls", "reason": f"empty folder {folder / 'owls'}"}]
+    err = capsys.readouterr().err
+    assert (f"data_prep: example_folder: dropped 1 file(s) and 1 class(es): 1 unreadable image: broken.jpg; "
+            f"1 class empty folder {folder / 'owls'}: owls; all of them in {out / 'stats.json'} (dropped)") in err
+    cfg["num_classes"] = 3
+    with pytest.raises(DataPrepError) as error:
+        run_prepare(cfg, tmp_path / "again")
+    assert str(error.value) == (
+        f"dataset 'example_folder': config key num_classes is 3 (configs/dataset/example_folder.yaml) but the data "
+        f"has 2 classes; dropped: owls (empty folder {folder / 'owls'}). Set num_classes: 2 if that is right, or fix "
+        f"the data (config key path: {folder})")
+    assert not (tmp_path / "again" / "out" / "images").exists()
+
+
+def test_imagenet_already_unpacked_in_torchvisions_layout_or_with_its_tars_deleted(tmp_path):
+    wnids = ["n01440764", "n01443537"]
+    raw = tmp_path / "tv" / "raw"
+    for w in wnids:
+        for i in range(3):
+            image(raw / "train" / w / f"{w}_{i}.JPEG")
+        image(raw / "val" / w / f"ILSVRC2012_val_0000000{wnids.index(w) + 1}.JPEG")
+    cfg = load_config("imagenet")
+    cfg["num_classes"] = 2
+    out = run_prepare(cfg, tmp_path / "tv")  # no archive and no devkit: nothing is asked for
+    check_layout(out, wnids, {wnids[0]: (3, 1), wnids[1]: (3, 1)})
+    cfg, expected = fake_imagenet(tmp_path / "tars")
+    run_prepare(cfg, tmp_path / "tars")
+    for tar in (tmp_path / "tars" / "raw").glob("*.tar*"):
+        tar.unlink()  # deleted after extraction
+    again = prepare(cfg, tmp_path / "tars" / "again", SHOTS, 2, 0, raw_dir=tmp_path / "tars" / "raw", workers=1)
+    check_layout(again, expected["classes"], expected["per_class"])
+    message = str(pytest.raises(DataPrepError, run_prepare, load_config("imagenet"), tmp_path / "none").value)
+    assert f"or what it unpacks to: {tmp_path / 'none' / 'raw' / 'train/n01440764'}" in message
+
+
+class _DeadHostHandler(http.server.SimpleHTTPRequestHandler):
+    """A web server whose /dead/ URLs redirect to the host's 'photo unavailable' image, as Flickr's do."""
+
+    def do_GET(self):
+        if self.path.startswith("/dead/"):
+            self.send_response(302)
+            self.send_header("Location", "/photo_unavailable.png")
+            self.end_headers()
+            return
+        super().do_GET()
+
+    def log_message(self, *args):
+        pass
+
+
+def test_url_lists_reject_placeholders_and_report_them_per_class(tmp_path):
+    cfg, _ = fake_imaterialist2019(tmp_path)
+    web, raw = tmp_path / "web", tmp_path / "raw"
+    image(web / "photo_unavailable.png", size=(500, 374))
+    write(web / "error.jpg", "<html><body>gone</body></html>")
+    image(web / "tiny.jpg", size=(12, 12))
+    image(web / "same.jpg", size=(64, 64))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), partial(_DeadHostHandler, directory=str(web)))
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    host = f"http://127.0.0.1:{server.server_address[1]}"
+    try:
+        lists = {part: json.loads((raw / f"{part}.json").read_text())["images"] for part in ("train", "val")}
+        extra = [("dead", f"{host}/dead/123.jpg", 4), ("html", f"{host}/error.jpg", 4), ("tiny", f"{host}/tiny.jpg", 17)]
+        extra += [(f"same{i}", f"{host}/same.jpg?{i}", 4 if i % 2 else 17) for i in range(3)]
+        lists["train"] += [{"id": f"{name}{'0' * 20}", "url": url, "class": cls} for name, url, cls in extra]
+        write(raw / "train.json", json.dumps({"images": lists["train"]}))
+        cfg["options"]["placeholder_repeats"] = 3
+        out = run_prepare(cfg, tmp_path)
+        stats = check_layout(out, ["0004", "0017"], {"0004": (3, 1), "0017": (3, 1)})
+        assert stats["url_list_dropped_per_class"] == {"0004": {"rejected download": 3, "unreachable URL": 1},
+                                                       "0017": {"rejected download": 3}}
+        reasons = {f["path"]: f.get("detail", f["reason"]) for f in stats["dropped"]["files"]}
+        assert reasons[f"{host}/dead/123.jpg"] == f"placeholder: redirected to {host}/photo_unavailable.png"
+        assert reasons[f"{host}/error.jpg"].startswith("not an image (UnidentifiedImageError; starts '<html>")
+        assert reasons[f"{host}/tiny.jpg"].startswith("tiny image 12x12")
+        assert reasons[f"{host}/same.jpg?0"].startswith("placeholder: the same bytes") and "3 URLs of 2 classes" in reasons[f"{host}/same.jpg?0"]
+        rejected = (raw / "rejected_train.tsv").read_text()
+        run_prepare(cfg, tmp_path)  # rejected downloads are not fetched again
+        assert (raw / "rejected_train.tsv").read_text() == rejected
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def test_requires_python_admits_only_releases_with_tarfile_extraction_filters():
+    import tomllib
+
+    from packaging.specifiers import SpecifierSet
+
+    spec = SpecifierSet(tomllib.loads((CONFIGS.parent / "pyproject.toml").read_text())["project"]["requires-python"])
+    admitted = {v: v in spec for v in ("3.9.20", "3.10.11", "3.10.12", "3.11.0", "3.11.3", "3.11.4", "3.12.0", "3.13.1")}
+    assert admitted == {"3.9.20": False, "3.10.11": False, "3.10.12": True, "3.11.0": False, "3.11.3": False,
+                        "3.11.4": True, "3.12.0": True, "3.13.1": True}
+
+
+def test_provides_takes_alternatives_and_glob_patterns(tmp_path):
+    from data_prep.download import provided
+
+    image(tmp_path / "val" / "n01440764" / "a.JPEG")
+    assert provided(tmp_path, "ILSVRC2012_devkit_t12 | val/n*") == tmp_path / "val" / "n01440764"
+    assert provided(tmp_path, "val/n01440764/a.JPEG") == tmp_path / "val" / "n01440764" / "a.JPEG"
+    assert provided(tmp_path, "ILSVRC2012_devkit_t12 | train/n*") is None and provided(tmp_path, None) is None
