@@ -42,7 +42,7 @@ def test_few_shot_subsets_are_nested_and_balanced():
 def test_probe_sets_cap_per_class_and_stay_in_training_data():
     labels = np.repeat(np.arange(4), 30)
     train = few_shot_indices(labels, ["full", "20", "5"], seed=0)
-    probe = {k: v["default"] for k, v in probe_indices(labels, train, per_class=25, seed=0).items()}
+    probe = {k: v["per_class_25"] for k, v in probe_indices(labels, train, per_class=25, seed=0).items()}
     assert np.bincount(labels[probe["full"]]).tolist() == [25] * 4
     assert sorted(probe["20"]) == sorted(train["20"])  # fewer than 25 per class: all of them
     assert set(probe["5"]) <= set(train["5"])
@@ -53,7 +53,7 @@ def test_prepare_writes_a_readable_dataset(tmp_path):
     data = PreparedDataset(out)
     assert data.num_classes == 4
     assert len(data.train("5")) == 20 and len(data.train()) == 120 and len(data.test()) == 20
-    assert len(data.probe_set("full")) == 100 and data.probe_names("full") == ["default"]
+    assert len(data.probe_set("full", "per_class_25")) == 100 and data.probe_names("full") == ["per_class_25"]
     images, labels = data.train("20").batch(np.arange(8))
     assert tuple(images.shape) == (8, 3, 32, 32) and labels.dtype.is_floating_point is False
     stats = json.loads((out / "stats.json").read_text())
@@ -65,7 +65,7 @@ def test_prepare_rejects_bad_input(tmp_path):
         prepare(DATASET, tmp_path / "a", ["full", "40"], 25, 0)
     with pytest.raises(DataPrepError, match="only 5"):
         prepare({**DATASET, "num_classes": 9}, tmp_path / "b", ["full"], 25, 0)
-    with pytest.raises(FileNotFoundError, match="run the data_prep stage"):
+    with pytest.raises(DataPrepError, match="run the data_prep stage"):
         PreparedDataset(tmp_path / "missing")
 
 
@@ -73,8 +73,8 @@ def test_ablation_and_parc_probe_sets_on_the_full_setting():
     labels = np.repeat(np.arange(4), 30)
     train = few_shot_indices(labels, ["full", "5"], seed=0)
     probes = probe_indices(labels, train, per_class=25, seed=0, ablation_per_class=[10], parc_draws=3, parc_size=20)
-    assert sorted(probes["full"]) == ["all", "default", "parc_draw0", "parc_draw1", "parc_draw2", "per_class_10"]
-    assert list(probes["5"]) == ["default"]
+    assert sorted(probes["full"]) == ["all", "parc_draw0", "parc_draw1", "parc_draw2", "per_class_10", "per_class_25"]
+    assert list(probes["5"]) == ["per_class_25"]
     assert np.bincount(labels[probes["full"]["per_class_10"]]).tolist() == [10] * 4
     assert len(probes["full"]["all"]) == 120
     draws = [probes["full"][f"parc_draw{i}"] for i in range(3)]

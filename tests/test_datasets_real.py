@@ -477,7 +477,7 @@ def check_layout(out: Path, classes: list[str], per_class: dict) -> dict:
     assert splits["train"]["full"] == list(range(n_train))
     present = np.unique(labels)
     assert np.bincount(labels[splits["train"]["1"]], minlength=len(classes))[present].tolist() == [1] * len(present)
-    assert set(splits["probe"]["full"]["default"]) <= set(range(n_train)) and set(splits["probe"]["1"]) == {"default"}
+    assert set(splits["probe"]["full"]["per_class_2"]) <= set(range(n_train)) and set(splits["probe"]["1"]) == {"per_class_2"}
     return stats
 
 
@@ -695,7 +695,7 @@ def test_image_files_and_arrays_are_torch_datasets_with_one_api(tmp_path):
     data = PreparedDataset(run_prepare(cfg, tmp_path), image_size=8)
     train, test = data.train("full"), data.test()
     assert isinstance(train, ImageFiles) and train.train_transform and not test.train_transform
-    assert not data.probe_set("full").train_transform and len(data.train("1")) == 2
+    assert not data.probe_set("full", "per_class_2").train_transform and len(data.train("1")) == 2
     x, y = test[1]
     assert tuple(x.shape) == (3, 8, 8) and x.dtype == torch.float32 and y == int(test.labels[1])
     batch, labels = test.batch(torch.tensor([1, 2]))
