@@ -98,9 +98,13 @@ def test_variant_equals_reference_code(name, i, ref, variant):
 
 
 def test_reference_file_names_repo_function_commit():
+    from selection.scores import reference_mode
+
+    pinned = " ".join(getattr(reference_mode, k) for k in dir(reference_mode) if k.endswith("_REPO"))
     for key, ref in DATA["references"].items():
         assert set(ref) == {"repo", "file", "function", "commit"}, key
         assert len(ref["commit"]) == 40
+        assert f"{ref['repo']} " in pinned and ref["commit"] in pinned, key
     used = {ref for cases in DATA["cases"].values() for case in cases for ref in case["reference"]}
     assert used == set(DATA["references"])
     assert set(WITH_REFERENCE_VARIANT) <= set(DATA["cases"])
@@ -214,3 +218,16 @@ def test_nleep_log_option_and_reference_agree():
     assert nleep(**x, log=True, as_reference=True) == pytest.approx(logged, rel=1e-9)
     with pytest.raises(ValueError, match="log"):
         nleep(**x, log="yes")
+
+
+def test_variants_config_reaches_as_reference():
+    """Published-comparison variants are plain options: {score: knn_loo, options: {pca_dim: 8, as_reference: true}}."""
+    from selection.run import method_table, run_method
+
+    table = method_table(["parc"], {"parc_f32_ref": {"score": "parc", "options": {"pca_dim": 4, "as_reference": True}},
+                                    "knn_f8_ref": {"score": "knn_loo", "options": {"pca_dim": 8, "as_reference": True}}})
+    x = make_inputs(dict(seed=172, n=80, d=12, c=3, spread=0.5, dup=12))
+    assert run_method(*table["parc_f32_ref"], x) == parc(**x, pca_dim=4, as_reference=True)
+    assert math.isfinite(run_method(*table["knn_f8_ref"], x))
+    with pytest.raises(ValueError, match="no option"):
+        method_table([], {"sfda_ref": {"score": "sfda", "options": {"as_reference": True}}})

@@ -203,8 +203,8 @@ def nleep(*, features, labels, seed=0, component_ratio=5, log=False, as_referenc
     unseeded mixture seeded: sklearn ``PCA(n_components=0.8)`` and ``GaussianMixture(
     n_components, random_state=seed)`` themselves (the reference's global-state draws after
     ``np.random.seed(seed)`` are the same), no log unless ``log=True``, and NaN when a
-    component has no posterior mass (0 / 0 there). Raises ValueError for N < component_ratio * C, a GMM fit that fails
-    (collapsed samples) or bad inputs.
+    component has no posterior mass (0 / 0 there). Raises ValueError for N < component_ratio * C,
+    a GMM fit that fails (collapsed samples) or bad inputs.
     """
     exact = check_as_reference(as_reference)
     seed = _check_int(seed, "seed", 0)

@@ -86,8 +86,9 @@ def domain_similarity(*, features, labels, source_features, source_labels, min_i
 
         bins = np.float64(np.concatenate([g_s, g_t], axis=0))
         square = euclidean_distances(bins, bins)
-        return reference_value(np.exp(-gamma * _emd_hat(np.float64(w_s / np.sum(w_s)), np.float64(w_t / np.sum(w_t)),
-                                                       square[: len(w_s), len(w_s):], float(square.max()))))
+        a, b = np.float64(w_s / np.sum(w_s)), np.float64(w_t / np.sum(w_t))   # float32 division
+        emd = _emd_hat(a, b, square[: len(w_s), len(w_s):], float(square.max()))
+        return reference_value(np.exp(-gamma * emd))
     emd, log = ot.emd2(w_s / w_s.sum(), w_t / w_t.sum(), cdist(g_s, g_t), numItermax=EMD_MAX_ITER, log=True)
     if log["result_code"] != 1:
         raise ValueError(f"domain_similarity: EMD solver did not reach the optimum ({log['warning']})")

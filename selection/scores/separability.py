@@ -66,7 +66,7 @@ def _trace_inv(xc: np.ndarray, b: np.ndarray, scale: float, ridge: float,
 
 @register("hscore")
 def hscore(*, features, labels, pca_dim=None, as_reference=False) -> float:
-    """H-score (Bao et al. 2019); follows tllib ``ranking/hscore.py`` ``h_score``.
+    """H-score (Bao et al. 2019); follows tllib ``ranking/hscore.py`` ``h_score`` (commit c4aa59e).
 
     features (N, D), labels (N,); returns a trace (>= 0, at most C - 1 for non-singular cov(f)),
     higher = better. ``pca_dim``: optional PCA first (dbolya/parc ``feature_reduce``, "HScore f=32").
