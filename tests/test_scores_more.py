@@ -377,7 +377,7 @@ def test_domain_similarity_rejects_bad_inputs():
         domain_similarity(**{**d, "source_features": np.zeros((11, 2))})
     with pytest.raises(ValueError, match="no source class has at least min_images=6"):
         domain_similarity(**d, min_images=6)
-    for bad in (0, 2.5, True):
+    for bad in (-1, 2.5, True):  # 0 is allowed: keep every source class
         with pytest.raises(ValueError, match="min_images"):
             domain_similarity(**d, min_images=bad)
     for bad in (0, -1.0, np.inf, "x"):

@@ -10,6 +10,7 @@ from scipy import linalg, sparse
 from scipy.special import logsumexp, softmax
 from sklearn.cluster import KMeans
 
+from selection.scores.reference_mode import check_as_reference, reference_value
 from selection.scores.registry import class_sums, finite_score, register, validate
 
 # --------------------------------------------------------------------------- N-LEEP
@@ -178,7 +179,7 @@ def _check_int(value, name: str, minimum: int) -> int:
 
 
 @register("nleep")
-def nleep(*, features, labels, seed=0, component_ratio=5) -> float:
+def nleep(*, features, labels, seed=0, component_ratio=5, log=False, as_reference=False) -> float:
     """N-LEEP (Li et al. 2021); follows TencentARC/SFDA ``metrics.py`` ``NLEEP``.
 
     PCA keeping 80% of the variance (sklearn ``PCA(0.8)``: the fewest axes whose cumulative
@@ -192,7 +193,20 @@ def nleep(*, features, labels, seed=0, component_ratio=5) -> float:
     The GMM runs on the PCA Gram matrix with low-rank covariance algebra (``_GramGMM``)
     and the k-means++ seeding reads that Gram matrix: the same fit, far fewer flops.
     Needs N >= component_ratio * C samples, as GaussianMixture does.
+    features (N, D), labels (N,); returns a mean probability in (0, 1], higher = better.
+    ``log=True``: the LEEP form in which Li et al. 2021 (CVPR) define N-LEEP, the mean *log*
+    expected empirical prediction (<= 0; as google-research
+    ``stable_transfer/transferability/nleep.py``, commit 8d8a4f1, which feeds the GMM
+    posteriors to its LEEP).
+
+    ``as_reference=True``: the value of TencentARC/SFDA ``NLEEP`` (commit 3b7edf7) with its
+    unseeded mixture seeded: sklearn ``PCA(n_components=0.8)`` and ``GaussianMixture(
+    n_components, random_state=seed)`` themselves (the reference's global-state draws after
+    ``np.random.seed(seed)`` are the same), no log unless ``log=True``, and NaN when a
+    component has no posterior mass (0 / 0 there). Raises ValueError for N < component_ratio * C,
+    a GMM fit that fails (collapsed samples) or bad inputs.
     """
+    exact = check_as_reference(as_reference)
     seed = _check_int(seed, "seed", 0)
     ratio = _check_int(component_ratio, "component_ratio", 1)
     checked = validate(features=features, labels=labels)
@@ -202,6 +216,10 @@ def nleep(*, features, labels, seed=0, component_ratio=5) -> float:
     if n < n_components:
         raise ValueError(f"nleep needs at least component_ratio * n_classes = {n_components} "
                          f"samples for its Gaussian mixture; got {n}")
+    if not isinstance(log, (bool, np.bool_)):
+        raise ValueError(f"log must be true or false; got {log!r}")
+    if exact:
+        return _nleep_sfda(checked.features, y, n_classes, n_components, seed, bool(log))
     z = _pca_variance(checked.features, NLEEP_PCA_VARIANCE)
     gram = z @ z.T
     gmm = _GramGMM(z, gram)
@@ -213,7 +231,25 @@ def nleep(*, features, labels, seed=0, component_ratio=5) -> float:
     marginal = joint.sum(axis=0)
     cond = np.divide(joint, marginal, out=np.zeros_like(joint), where=marginal > 0)
     eep = np.einsum("iv,iv->i", prob, cond[y])
-    return finite_score(np.mean(eep), "nleep")
+    return finite_score(np.mean(np.log(eep) if log else eep), "nleep")
+
+
+def _nleep_sfda(f: np.ndarray, y: np.ndarray, n_classes: int, n_components: int, seed: int,
+                log: bool) -> float:
+    """TencentARC/SFDA ``NLEEP`` run on sklearn's own PCA and GaussianMixture (see ``nleep``)."""
+    from sklearn.decomposition import PCA
+    from sklearn.mixture import GaussianMixture
+
+    z = PCA(n_components=NLEEP_PCA_VARIANCE).fit(f).transform(f)
+    try:
+        prob = GaussianMixture(n_components=n_components, random_state=seed).fit(z).predict_proba(z)
+    except ValueError as err:
+        raise ValueError(f"nleep: {err}") from None
+    joint = class_sums(prob, y, n_classes) / y.shape[0]
+    with np.errstate(divide="ignore", invalid="ignore"):
+        cond = joint / joint.sum(axis=0)
+        eep = np.einsum("iv,iv->i", prob, cond[y])
+        return reference_value(np.mean(np.log(eep) if log else eep))
 
 
 # --------------------------------------------------------------------------- SFDA

@@ -13,6 +13,7 @@ import ot  # noqa: E402
 import scipy.sparse
 from scipy.spatial.distance import cdist
 
+from selection.scores.reference_mode import check_as_reference, reference_value
 from selection.scores.registry import as_float_2d, check_labels, check_lengths, finite_score, register, validate
 
 EMD_MAX_ITER = 10_000_000  # network-simplex iterations; POT's default 100000 can stop early
@@ -27,7 +28,8 @@ def _class_histogram(features: np.ndarray, labels: np.ndarray, n_classes: int):
 
 
 @register("domain_similarity")
-def domain_similarity(*, features, labels, source_features, source_labels, min_images=5, gamma=0.01) -> float:
+def domain_similarity(*, features, labels, source_features, source_labels, min_images=5, gamma=0.01,
+                      as_reference=False) -> float:
     """Domain Similarity (Cui et al. 2018, Sec. 4.1).
 
     Follows richardaecn/cvpr18-inaturalist-transfer ``DomainSimilarityDemo.ipynb``.
@@ -36,10 +38,24 @@ def domain_similarity(*, features, labels, source_features, source_labels, min_i
     before normalising (as the reference; Deshpande et al. App. C use 5; target classes are all
     kept). EMD = min_T sum_st T_st ||g_s - g_t||_2 over transport plans T with those marginals,
     solved exactly by POT ``ot.emd2`` (the reference uses pyemd on the same LP);
-    score = exp(-gamma * EMD), in (0, 1].
+    score = exp(-gamma * EMD), in (0, 1], higher = more similar domains.
+    features (N, D) / labels (N,) of the target, source_features (M, D) / source_labels (M,)
+    from the same layer of the same model. ``min_images=0`` keeps every source class.
+
+    ``as_reference=True``: the value of the reference notebook (commit d59d522), its float32
+    steps included: class means stored as float32 (the mean itself in the input's dtype),
+    class sizes as float32 and normalised in float32, ground distances by sklearn
+    ``euclidean_distances`` over the float64 concatenation of the bins (rounding and zeroed
+    self-distances as there), and pyemd's ``emd`` (Pele & Werman's EMD-hat, default
+    extra_mass_penalty): float32 normalisation can leave the two histograms' masses unequal
+    by ~1e-8, so the smaller mass is transported and |mass difference| * the largest entry
+    of the notebook's square distance matrix is added (reproduced with POT, see ``_emd_hat``).
+    Raises ValueError for min_images < 0, gamma <= 0, mismatched inputs, no source class kept,
+    or an EMD solve that does not reach the optimum.
     """
-    if isinstance(min_images, bool) or not isinstance(min_images, numbers.Integral) or min_images < 1:
-        raise ValueError(f"min_images must be a positive int; got {min_images!r}")
+    exact = check_as_reference(as_reference)
+    if isinstance(min_images, bool) or not isinstance(min_images, numbers.Integral) or min_images < 0:
+        raise ValueError(f"min_images must be a non-negative int; got {min_images!r}")
     if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not 0 < gamma < np.inf:
         raise ValueError(f"gamma must be a positive finite number; got {gamma!r}")
     target = validate(features=features, labels=labels)
@@ -54,15 +70,53 @@ def domain_similarity(*, features, labels, source_features, source_labels, min_i
         raise ValueError(f"source_features have {src.shape[1]} columns but features have "
                          f"{target.features.shape[1]}; both must come from the same model layer")
 
-    g_t, w_t = _class_histogram(target.features, target.labels, target.n_classes)
-    g_s, w_s = _class_histogram(src, src_y, n_src)
+    if exact:   # the notebook's float32 class means, from the features in their own dtype
+        g_t, w_t = _class_histogram_float32(features, target.labels, target.n_classes)
+        g_s, w_s = _class_histogram_float32(source_features, src_y, n_src)
+    else:
+        g_t, w_t = _class_histogram(target.features, target.labels, target.n_classes)
+        g_s, w_s = _class_histogram(src, src_y, n_src)
     keep = w_s >= min_images
     if not keep.any():
         raise ValueError(f"domain_similarity: no source class has at least min_images={min_images} images")
     g_s, w_s = g_s[keep], w_s[keep]
 
-    emd, log = ot.emd2(w_s / w_s.sum(), w_t / w_t.sum(), cdist(g_s, g_t),
-                       numItermax=EMD_MAX_ITER, log=True)
+    if exact:
+        from sklearn.metrics.pairwise import euclidean_distances
+
+        bins = np.float64(np.concatenate([g_s, g_t], axis=0))
+        square = euclidean_distances(bins, bins)
+        a, b = np.float64(w_s / np.sum(w_s)), np.float64(w_t / np.sum(w_t))   # float32 division
+        emd = _emd_hat(a, b, square[: len(w_s), len(w_s):], float(square.max()))
+        return reference_value(np.exp(-gamma * emd))
+    emd, log = ot.emd2(w_s / w_s.sum(), w_t / w_t.sum(), cdist(g_s, g_t), numItermax=EMD_MAX_ITER, log=True)
     if log["result_code"] != 1:
         raise ValueError(f"domain_similarity: EMD solver did not reach the optimum ({log['warning']})")
     return finite_score(np.exp(-gamma * float(emd)), "domain_similarity")
+
+
+def _emd_hat(a: np.ndarray, b: np.ndarray, ground: np.ndarray, max_distance: float) -> float:
+    """pyemd ``emd(w_1, w_2, D)`` for bins that do not overlap: an optimal transport of the smaller
+    total mass (a zero-cost dummy bin absorbs the excess of the larger histogram) plus
+    |sum a - sum b| * max_distance."""
+    excess = float(b.sum() - a.sum())
+    a = np.append(a, max(excess, 0.0))
+    b = np.append(b, max(-excess, 0.0))
+    cost = np.zeros((a.size, b.size))
+    cost[:-1, :-1] = ground
+    flow, log = ot.emd2(a, b, cost, numItermax=EMD_MAX_ITER, log=True)
+    if log["result_code"] != 1:
+        raise ValueError(f"domain_similarity: EMD solver did not reach the optimum ({log['warning']})")
+    return float(flow) + abs(excess) * max_distance
+
+
+def _class_histogram_float32(features, labels: np.ndarray, n_classes: int):
+    """Class means and sizes as the reference notebook stores them: np.mean over each class in the
+    features' own floating dtype, then float32; sizes as float32."""
+    x = np.asarray(features)
+    if x.dtype.kind != "f":
+        x = x.astype(np.float64)
+    means = np.zeros((n_classes, x.shape[1]), dtype=np.float32)
+    for c in range(n_classes):
+        means[c] = np.mean(x[labels == c], axis=0)
+    return means, np.bincount(labels, minlength=n_classes).astype(np.float32)

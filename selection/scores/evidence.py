@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 from scipy import linalg
 
+from selection.scores.reference_mode import check_as_reference, reference_value
 from selection.scores.registry import class_sums, finite_score, register, validate
 
 LOGME_MAX_ITER = 11     # thuml/LogME: `for _ in range(11)`
@@ -33,8 +34,26 @@ def _spectrum(f: np.ndarray, labels: np.ndarray, n_classes: int) -> tuple[np.nda
     return vals, x
 
 
+def _spectrum_reference(f: np.ndarray, labels: np.ndarray, n_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """(sigma, x) as thuml/LogME ``_fit_fixed_point`` builds them: N > D: eigen-decomposition
+    of F^T F by ``np.linalg.svd`` (``truncated_svd``), s = sqrt, keeping s > 1e-10; N <= D: the
+    thin ``np.linalg.svd(F)``, keeping all N singular values, zero ones included."""
+    n, d = f.shape
+    if n > d:
+        _, s2, vh = np.linalg.svd(f.T @ f)
+        s = np.sqrt(s2)
+        k = int(np.sum(s > 1e-10))
+        u = (f @ vh.T)[:, :k] / s[:k]
+        s = s[:k]
+    else:
+        u, s, _ = np.linalg.svd(f, full_matrices=False)
+    onehot = np.zeros((n, n_classes))
+    onehot[np.arange(n), labels] = 1.0
+    return s ** 2, u.T @ onehot
+
+
 @register("logme")
-def logme(*, features, labels) -> float:
+def logme(*, features, labels, as_reference=False) -> float:
     """LogME (You et al. 2021); the fixed-point iteration of thuml/LogME ``LogME.py``
     (``_fit_fixed_point``), with the log-determinant counted correctly when N < D.
 
@@ -51,13 +70,21 @@ def logme(*, features, labels) -> float:
     sigma only, which drops (D - r) log alpha and is wrong when N < D (thuml/LogME PR #24);
     for full-rank F with N > D the two agree. Classes are iterated jointly, each stopping
     at its own convergence as in the reference's per-class loop.
+    features (N, D), labels (N,); returns the mean per-sample log evidence (nats), higher = better.
+
+    ``as_reference=True``: the value of thuml/LogME ``LogME.fit`` (``_fit_fixed_point``, commit
+    56551ca; the same code as TencentARC/SFDA ``LogME_Score``): its spectrum (``truncated_svd``
+    with s > 1e-10 when N > D, all N singular values of the thin SVD when N <= D) and its
+    log-determinant over those values only, so the (D - r) log alpha term is missing; a
+    non-finite evidence is NaN. Raises ValueError for all-zero features or bad inputs.
     """
+    exact = check_as_reference(as_reference)
     checked = validate(features=features, labels=labels)
     f, y, n_classes = checked.features, checked.labels, checked.n_classes
     n, d = f.shape
-    sigma, x = _spectrum(f, y, n_classes)
+    sigma, x = (_spectrum_reference if exact else _spectrum)(f, y, n_classes)
     rank = sigma.shape[0]
-    if rank == 0:
+    if rank == 0 or not sigma.max() > 0:
         raise ValueError("logme: features are all zero (rank 0); the evidence is undefined")
     sigma = sigma[:, None]
     x2 = x ** 2
@@ -80,7 +107,11 @@ def logme(*, features, labels) -> float:
         if active.size == 0:
             break
 
-    log_det = np.log(alpha + beta * sigma).sum(axis=0) + (d - rank) * np.log(alpha)
+    log_det = np.log(alpha + beta * sigma).sum(axis=0)
+    if not exact:   # the reference leaves out the D - r zero-eigenvalue directions
+        log_det = log_det + (d - rank) * np.log(alpha)
     evidence = (d / 2.0 * np.log(alpha) + n / 2.0 * np.log(beta) - 0.5 * log_det
                 - beta / 2.0 * res2 - alpha / 2.0 * m2 - n / 2.0 * np.log(2 * np.pi)) / n
+    if exact:
+        return reference_value(np.mean(evidence))
     return finite_score(np.mean(evidence), "logme")

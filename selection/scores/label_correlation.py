@@ -6,6 +6,7 @@ import numpy as np
 from scipy.stats import spearmanr
 from sklearn.preprocessing import StandardScaler
 
+from selection.scores.reference_mode import check_as_reference, reference_value
 from selection.scores.registry import class_sums, finite_score, pca_reduce, register, validate
 
 # --------------------------------------------------------------------------- LFC
@@ -54,25 +55,38 @@ def lfc(*, features, labels) -> float:
 # --------------------------------------------------------------------------- PARC
 
 @register("parc")
-def parc(*, features, labels, pca_dim=None) -> float:
+def parc(*, features, labels, pca_dim=None, as_reference=False) -> float:
     """PARC (Bolya et al. 2021, Sec. 5); follows dbolya/parc ``methods.PARC``.
 
-    Optional PCA to ``pca_dim`` dims, per-feature standardisation (StandardScaler),
+    features (N, D), labels (N,); returns 100 * a Spearman correlation, in [-100, 100], higher =
+    better. Optional PCA to ``pca_dim`` dims, per-feature standardisation (StandardScaler),
     feature RDM = 1 - corrcoef(rows), label RDM = 1 - corrcoef(one-hot rows), which is
     0 for same-label pairs and a constant > 0 otherwise; score = 100 * Spearman of the
     two RDMs over the strict upper triangle. The label RDM is built as that exact
     same/different indicator: the reference's float corrcoef of one-hot rows leaves
     ~1e-16 noise that splits its ties and shifts the rank correlation.
+
+    ``as_reference=True``: the value of ``methods.PARC.forward`` (commit ddfca43): the label RDM is
+    ``1 - np.corrcoef(np.eye(C)[y])`` with its rounding noise (C = the distinct labels; the
+    reference takes C from its dataset table, the same when every class is in the probe set),
+    and degenerate inputs (a constant standardised row) give NaN as the reference does.
+    Raises ValueError for N < 3, a constant label RDM (default only) or bad inputs.
     """
+    exact = check_as_reference(as_reference)
     checked = validate(features=features, labels=labels)
     n = checked.features.shape[0]
     if n < 3:
         raise ValueError(f"parc needs at least 3 samples (one pair gives no rank correlation); got {n}")
     feats = StandardScaler().fit_transform(pca_reduce(checked.features, pca_dim))
+    rows, cols = np.triu_indices(n, 1)
+    if exact:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            feat_rdm = 1.0 - np.corrcoef(feats)[rows, cols]
+            label_rdm = 1.0 - np.corrcoef(np.eye(checked.n_classes)[checked.labels])[rows, cols]
+            return reference_value(100.0 * spearmanr(feat_rdm, label_rdm)[0])
     if (np.ptp(feats, axis=1) == 0).any():
         raise ValueError("parc: some sample has constant standardised features (need >= 2 "
                          "informative feature dims); row correlation undefined")
-    rows, cols = np.triu_indices(n, 1)
     feat_rdm = 1.0 - np.corrcoef(feats)[rows, cols]
     label_rdm = (checked.labels[rows] != checked.labels[cols]).astype(np.float64)
     if label_rdm.min() == label_rdm.max():

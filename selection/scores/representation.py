@@ -5,8 +5,8 @@ import numpy as np
 from scipy.stats import spearmanr
 from sklearn.preprocessing import StandardScaler
 
-from selection.scores.registry import pca_reduce
-from selection.scores.registry import as_float_2d, finite_score, register, validate
+from selection.scores.reference_mode import check_as_reference, reference_value
+from selection.scores.registry import as_float_2d, finite_score, pca_reduce, register, validate
 
 
 def _paired(features, probe_features, labels, min_samples: int, name: str):
@@ -41,16 +41,29 @@ def _row_corr(x: np.ndarray, name: str) -> np.ndarray:
 
 
 @register("rsa")
-def rsa(*, features, probe_features, labels=None) -> float:
+def rsa(*, features, probe_features, labels=None, pca_dim=None, as_reference=False) -> float:
     """RSA (Dwivedi & Roig 2019) as Deshpande et al. 2021, App. C, eq. 9-11.
 
-    rdm_f(i, j) = 1 - Pearson(f(x_i), f(x_j)) on the raw features, likewise rdm_small on
-    ``probe_features`` (the same images through a small network trained on the target);
-    score = Spearman(rdm_f, rdm_small) over the strict upper triangle, in [-1, 1].
+    features (N, D) and probe_features (N, D') of the same images in the same order; returns a
+    Spearman correlation in [-1, 1], higher = better. rdm_f(i, j) = 1 - Pearson(f(x_i), f(x_j))
+    on the raw features, likewise rdm_small on ``probe_features`` (the same images through a
+    small network trained on the target); score = Spearman(rdm_f, rdm_small) over the strict
+    upper triangle. ``pca_dim``: optional PCA of each set first (as dbolya/parc ``feature_reduce``).
     ``labels`` is not used by RSA; if given it is only checked against the rows.
-    (dbolya/parc ``methods.RSA`` also standardises features and reports 100 * this.)
+
+    ``as_reference=True``: the value of dbolya/parc ``methods.RSA.forward`` (commit ddfca43), the
+    code behind PARC's Tables 1-2: each set is standardised per feature (StandardScaler) before
+    the RDMs and the score is 100 * the Spearman correlation, in [-100, 100]; degenerate inputs
+    give NaN as there. Raises ValueError for N < 3, a constant row or RDM (default) or bad inputs.
     """
+    exact = check_as_reference(as_reference)
     f, p = _paired(features, probe_features, labels, 3, "rsa")
+    f, p = pca_reduce(f, pca_dim), pca_reduce(p, pca_dim)
+    if exact:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            rdm_f = 1.0 - _upper(np.corrcoef(StandardScaler().fit_transform(f)))
+            rdm_p = 1.0 - _upper(np.corrcoef(StandardScaler().fit_transform(p)))
+            return reference_value(100.0 * spearmanr(rdm_f, rdm_p)[0])
     rdm_f = 1.0 - _upper(_row_corr(f, "features"))
     rdm_p = 1.0 - _upper(_row_corr(p, "probe_features"))
     for rdm, name in ((rdm_f, "features"), (rdm_p, "probe_features")):
@@ -81,19 +94,29 @@ def _u_center(gram: np.ndarray) -> np.ndarray:
 
 
 @register("dds")
-def dds(*, features, probe_features, pca_dim=None) -> float:
+def dds(*, features, probe_features, pca_dim=None, as_reference=False) -> float:
     """DDS (Dwivedi et al. 2020); follows dbolya/parc ``methods.DDS`` (cosine distance, z-score, debiased CKA).
+
+    features (N, D) and probe_features (N, D') of the same images; returns a value in
+    [-100, 100], higher = better.
 
     Optional PCA of each set to ``pca_dim`` dims (randomized, random_state=1919 as in PARC),
     per-feature standardisation (StandardScaler), D = 1 - cosine similarity between samples for
     each set, both U-centred (unbiased HSIC); score = 100 * <D_f, D_p>_F / (||D_f||_F ||D_p||_F),
     i.e. 100 * debiased CKA of the two distance matrices, in [-100, 100].
+
+    The default equals the reference (dbolya/parc ``DDS.get_similarity_from_rdms``, commit ddfca43) up to
+    rounding; ``as_reference=True`` only returns NaN where the reference divides 0 by 0 (a zero
+    centred distance matrix) instead of raising ValueError.
     """
+    exact = check_as_reference(as_reference)
     f, p = _paired(features, probe_features, None, 4, "dds")
     grams = []
     for x, name in ((f, "features"), (p, "probe_features")):
         x = StandardScaler().fit_transform(pca_reduce(x, pca_dim))
         grams.append(_u_center(_cosine_rdm(x)))
+        if not np.any(grams[-1]) and exact:
+            return float("nan")
         if not np.any(grams[-1]):
             raise ValueError(f"dds: the centred distance matrix of {name} is zero "
                              "(all samples equidistant); CKA undefined")

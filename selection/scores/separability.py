@@ -6,8 +6,10 @@ import numbers
 
 import numpy as np
 from scipy import linalg
+from sklearn.preprocessing import StandardScaler
 
-from selection.scores.registry import class_sums, finite_score, register, validate
+from selection.scores.reference_mode import check_as_reference, reference_value
+from selection.scores.registry import class_sums, finite_score, pca_reduce, register, validate
 
 PINV_RCOND = 1e-15  # tllib: np.linalg.pinv(cov, rcond=1e-15)
 
@@ -63,8 +65,11 @@ def _trace_inv(xc: np.ndarray, b: np.ndarray, scale: float, ridge: float,
 # --------------------------------------------------------------------------- H-score
 
 @register("hscore")
-def hscore(*, features, labels) -> float:
-    """H-score (Bao et al. 2019); follows tllib ``ranking/hscore.py`` ``h_score``.
+def hscore(*, features, labels, pca_dim=None, as_reference=False) -> float:
+    """H-score (Bao et al. 2019); follows tllib ``ranking/hscore.py`` ``h_score`` (commit c4aa59e).
+
+    features (N, D), labels (N,); returns a trace (>= 0, at most C - 1 for non-singular cov(f)),
+    higher = better. ``pca_dim``: optional PCA first (dbolya/parc ``feature_reduce``, "HScore f=32").
 
     H = trace(cov(f)^+ cov(E[f | y])), both covariances with ddof = 1 (np.cov), the
     pseudo-inverse with rcond = 1e-15. Computed as trace(B (Xc^T Xc)^+ B^T) with B the
@@ -72,11 +77,32 @@ def hscore(*, features, labels) -> float:
     instead of tllib's D x D pinv and product. Equals tllib whenever cov(f) is numerically
     non-singular; when N < D it works in the N-dim row span of the centred features
     (there H = C - 1 for features in general position).
+
+    ``as_reference=True``: the value of dbolya/parc ``methods.HScore`` (``get_hscore_fast``,
+    commit ddfca43), the code of PARC's Tables 1-3: features standardised per dimension
+    (StandardScaler) after the optional PCA, class means divided by (n_c + 1e-8), and
+    trace(np.linalg.pinv(cov_f, rcond=1e-15) @ cov_g) on the D x D matrices; when cov_f is
+    singular (N <= D) this keeps the pseudo-inverse's rounding-level eigenvalues, as the
+    reference does. Raises ValueError for bad inputs.
     """
+    exact = check_as_reference(as_reference)
     checked = validate(features=features, labels=labels)
-    xc = _centred(checked.features)
+    if exact:
+        return _hscore_parc(pca_reduce(checked.features, pca_dim), checked.labels, checked.n_classes)
+    xc = _centred(pca_reduce(checked.features, pca_dim))
     b = _between_rows(xc, checked.labels, checked.n_classes)
     return finite_score(_trace_inv(xc, b, 1.0, 0.0), "hscore")
+
+
+def _hscore_parc(f: np.ndarray, labels: np.ndarray, n_classes: int) -> float:
+    """dbolya/parc ``HScore.get_hscore_fast`` on standardised features (see ``hscore``)."""
+    f = StandardScaler().fit_transform(f)
+    onehot = np.zeros((f.shape[0], n_classes))
+    onehot[np.arange(f.shape[0]), labels] = 1.0
+    means = (onehot.T @ f) / (onehot.sum(axis=0)[:, None] + 1e-8)
+    cov_f = np.cov(f, rowvar=False, ddof=1).reshape(f.shape[1], f.shape[1])
+    cov_g = np.cov(onehot @ means, rowvar=False, ddof=1).reshape(f.shape[1], f.shape[1])
+    return reference_value(np.trace(np.linalg.pinv(cov_f, rcond=1e-15) @ cov_g))
 
 
 def _ledoit_wolf(xc: np.ndarray, gram: np.ndarray) -> tuple[float, float]:
