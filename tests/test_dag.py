@@ -10,12 +10,12 @@ from conftest import ROOT, snakemake_cmd
 MINI = yaml.safe_load((ROOT / "configs/benchmark/mini.yaml").read_text())
 
 
-def dry_run(tmp_path, config=None):
-    args = ["-n", "--nolock", "--config", f"results={tmp_path / 'results'}"]
+def dry_run(tmp_path, config=None, *extra):
+    args = ["-n", "--nolock", *extra, "--config", f"results={tmp_path / 'results'}"]
     if config is not None:
         path = tmp_path / "bench.yaml"
         path.write_text(yaml.safe_dump(config))
-        args = ["-n", "--nolock", "--configfile", str(path)]
+        args = ["-n", "--nolock", *extra, "--configfile", str(path)]
     return subprocess.run(snakemake_cmd(*args), cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
@@ -41,23 +41,43 @@ def test_mini_dag_job_counts(tmp_path):
 
 
 BAD = [
-    ({"unknown_key": 1}, "Additional properties are not allowed"),
-    ({"targets": ["mosaic_target", "nonexistent"]}, "unknown dataset 'nonexistent'"),
-    ({"selection": {"methods": ["lfc", "magic"]}}, "unknown selection method"),
-    ({"shots": ["full", "31"]}, "shots=31 exceeds the 30 training images per class"),
-    ({"generalist": "mosaic_target"}, "generalist 'mosaic_target' is not among the sources"),
+    ({"unknown_key": 1}, "(top level): Additional properties are not allowed ('unknown_key' was unexpected)"),
+    ({"targets": ["mosaic_target", "nonexistent"]}, "targets: unknown dataset 'nonexistent'"),
+    ({"selection": {"methods": ["lfc", "magic"]}}, "selection.methods: unknown method(s) ['magic']"),
+    ({"selection": {"methods": []}}, "selection.methods: [] should be non-empty"),
+    ({"sources": ["generalist", "mosaic", "mosaic"]}, "sources: ['generalist', 'mosaic', 'mosaic'] has non-unique"),
+    ({"probe_sets": {"per_class": -1}}, "probe_sets.per_class: -1 is less than the minimum of 2"),
+    ({"shots": ["full", "31"]}, "shots: 31 exceeds the 30 training images per class"),
+    ({"generalist": "mosaic_target"}, "generalist: 'mosaic_target' is not among the sources"),
     ({"selection": {**MINI["selection"], "plugins": ["nope.py"]}}, "score plugin nope.py does not exist"),
     ({"theta_f": {"target": "mosaic_target", "lr": 0.5}}, "is not a point of the fine-tuning grid"),
+    ({"preset": "nope"}, "there is no preset 'nope'"),
 ]
 
 
-@pytest.mark.parametrize("change,message", BAD, ids=[b[1][:24] for b in BAD])
+@pytest.mark.parametrize("change,message", BAD, ids=[b[1][:28] for b in BAD])
 def test_bad_config_fails_before_any_job(tmp_path, change, message):
     config = {**MINI, "results": str(tmp_path / "results"), **change}
     result = dry_run(tmp_path, config)
     assert result.returncode != 0
     assert message in result.stderr + result.stdout
+    assert "Traceback" not in result.stderr
     assert not (tmp_path / "results").exists()
+
+
+def test_a_config_on_the_command_line_is_the_whole_config(tmp_path):
+    """One architecture, no variants, no multi-domain expert, no Fig. 8, no pools: only its own experts
+    and methods, nothing inherited from configs/benchmark/mini.yaml."""
+    small = {key: MINI[key] for key in ("benchmark", "seed", "generalist", "sources", "targets", "reference_arch",
+                                        "shots", "probe_sets")}
+    small.update(preset="mini", architectures={"resnet": "resnet_mini"}, multidomain=None, theta_f=None, pools=None,
+                 selection={"methods": ["lfc", "leep"]}, results=str(tmp_path / "results"))
+    result = dry_run(tmp_path, small, "-p")
+    assert result.returncode == 0, result.stderr
+    counts = job_counts(result.stdout)
+    assert counts["zoo_training"] == 4 + 3 and "multidomain" not in counts and "probe_model" not in counts
+    assert "densenet" not in result.stdout and "parc_pca" not in result.stdout
+    assert "'methods=[lfc,leep]'" in result.stdout and "'variants={}'" in result.stdout
 
 
 PAPER = yaml.safe_load((ROOT / "configs/benchmark/paper.yaml").read_text())
@@ -73,7 +93,7 @@ def paper_dry_run(tmp_path, *extra):
 
 def test_paper_dag_job_counts(tmp_path):
     """With no data present, the whole paper builds as one DAG (Deshpande et al. Sec. 4)."""
-    result = paper_dry_run(tmp_path)
+    result = paper_dry_run(tmp_path, "-p")
     assert result.returncode == 0, result.stderr
     counts = job_counts(result.stdout)
     single = 2 * 8 + 2 * 7  # ResNet-101 / DenseNet-169 on 8 sources, plus 7 ImageNet-initialised each
@@ -95,7 +115,7 @@ def test_paper_dag_job_counts(tmp_path):
     # 8 domains x 8 full targets x 3 lrs
     assert len(PAPER["full_targets"]) == 8 and len(PAPER["targets"]) == 11
     finetune_cmds = [line for line in result.stdout.splitlines() if "python -m finetune" in line]
-    assert all("full_targets=[cucumber9,dtd," in c for c in finetune_cmds)
+    assert finetune_cmds and all("'full_targets=[cucumber9,dtd," in c for c in finetune_cmds)
 
 
 def test_paper_dag_under_the_slurm_profile(tmp_path):
@@ -103,8 +123,9 @@ def test_paper_dag_under_the_slurm_profile(tmp_path):
     result = paper_dry_run(tmp_path, "--profile", "profiles/slurm", "-p")
     assert result.returncode == 0, result.stderr
     out = result.stdout
-    assert "torchrun --standalone --nproc_per_node=8 -m zoo_training job=multidomain" in out
-    assert re.search(r"torchrun --standalone --nproc_per_node=8 -m zoo_training expert=resnet-food101 ", out)
+    assert "torchrun --standalone --nproc_per_node=8 -m zoo_training step=multidomain preset=paper/multidomain" in out
+    assert re.search(r"torchrun --standalone --nproc_per_node=8 -m zoo_training step=expert preset=paper/zoo_training "
+                     r".*'expert=resnet-food101'", out)
     assert "python -m finetune" in out and "torchrun --standalone --nproc_per_node=1" not in out
     # SLURM submissions: everything but the local rules
     local = {"all", "tables", "evaluate", "figures", "artifacts", "domain_experts"}

@@ -1,5 +1,6 @@
-"""The whole DAG, end to end, on a smaller cut of the mini benchmark (run twice: determinism),
-with one target a user added by config: a folder of class sub-folders of image files."""
+"""The whole DAG, end to end, on a smaller cut of the mini benchmark with the smoke preset (2 epochs,
+2 lrs; run twice: determinism), with one target a user added by config outside the repository: a
+folder of class sub-folders of image files and its dataset config in the benchmark's config_dirs."""
 import subprocess
 
 import pandas as pd
@@ -12,33 +13,26 @@ MINI = yaml.safe_load((ROOT / "configs/benchmark/mini.yaml").read_text())
 TINY = {
     **MINI,
     "benchmark": "tiny",
+    "preset": "smoke",
     "sources": ["generalist", "mosaic"],
     "targets": ["mosaic_target", "novel_target", "e2e_user_folder"],
     "shots": ["full", "5"],
-    "finetune_lrs": [0.01, 0.001],
     "theta_f": {"target": "mosaic_target", "shots": "full", "lr": 0.01},
     # a user's own score, exactly as the README shows it
     "selection": {**MINI["selection"], "plugins": ["examples/my_scores.py"],
                   "methods": MINI["selection"]["methods"] + ["class_margin"]},
-    "multidomain": {**MINI["multidomain"], "variants": ["multi_bn"], "per_source_cap": 60},
-    "overrides": {
-        "zoo_training": ["train=mini", "train.epochs=2", "wandb.mode=disabled"],
-        "multidomain": ["train=mini", "train.epochs=2", "wandb.mode=disabled"],
-        "finetune": ["train=finetune_mini", "train.epochs=2"],
-    },
+    "multidomain": {**MINI["multidomain"], "variants": ["multi_bn"]},
 }
 TABLES = ["zoo_accuracy", "finetune", "scores", "targets", "selection_eval", "compute_cost", "regret",
           "parc_protocol", "probe_size_ablation", "gr_table2", "recommendations"]
 FIGURES = ["fig2_finetune_error", "fig4_top3_gain", "fig6a_trials_to_best", "fig6b_spearman", "fig8_theta_f"]
 
 
-USER_TARGET = ROOT / "configs/dataset/e2e_user_folder.yaml"
-
-
-@pytest.fixture(scope="module", autouse=True)
-def user_target(tmp_path_factory):
+@pytest.fixture(scope="module")
+def user_configs(tmp_path_factory):
     """What the README tells a user to do: a folder <class>/<image>, and a dataset config naming it
-    (copied from configs/dataset/example_folder.yaml), then one more line in the target list."""
+    (copied from configs/dataset/example_folder.yaml) in their own config folder, then one more line
+    in the target list. Returns that config folder."""
     from PIL import Image
 
     from data_prep.synthetic import DomainSpec, generate
@@ -51,22 +45,23 @@ def user_target(tmp_path_factory):
         Image.fromarray(image).save(folder / f"class_{label}" / f"{i}.png")
     config = yaml.safe_load((ROOT / "configs/dataset/example_folder.yaml").read_text())
     config.update(name="e2e_user_folder", path=str(folder), num_classes=4, image_size=32)
-    USER_TARGET.write_text(yaml.safe_dump(config))
-    yield folder
-    USER_TARGET.unlink()
+    configs = tmp_path_factory.mktemp("user_configs")
+    (configs / "dataset").mkdir()
+    (configs / "dataset" / "e2e_user_folder.yaml").write_text(yaml.safe_dump(config))
+    return configs
 
 
-def run_pipeline(workdir, *extra):
+def run_pipeline(workdir, config_dir, *extra):
     results = workdir / "results"
     config = workdir / "tiny.yaml"
-    config.write_text(yaml.safe_dump({**TINY, "results": str(results)}))
+    config.write_text(yaml.safe_dump({**TINY, "results": str(results), "config_dirs": [str(config_dir)]}))
     cmd = snakemake_cmd("--cores", "2", "--configfile", str(config), *extra)
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900), results
 
 
 @pytest.fixture(scope="module")
-def first_run(tmp_path_factory):
-    result, results = run_pipeline(tmp_path_factory.mktemp("run1"))
+def first_run(tmp_path_factory, user_configs):
+    result, results = run_pipeline(tmp_path_factory.mktemp("run1"), user_configs)
     assert result.returncode == 0, result.stderr[-3000:]
     return results
 
@@ -104,15 +99,15 @@ def test_pipeline_writes_every_table_and_figure(first_run):
 
 
 @pytest.mark.e2e
-def test_second_invocation_starts_no_job(first_run):
-    result, _ = run_pipeline(first_run.parent, "-n")
+def test_second_invocation_starts_no_job(first_run, user_configs):
+    result, _ = run_pipeline(first_run.parent, user_configs, "-n")
     assert result.returncode == 0
     assert "Nothing to be done" in result.stdout + result.stderr
 
 
 @pytest.mark.e2e
-def test_same_config_same_numbers(first_run, tmp_path):
-    result, second = run_pipeline(tmp_path)
+def test_same_config_same_numbers(first_run, user_configs, tmp_path):
+    result, second = run_pipeline(tmp_path, user_configs)
     assert result.returncode == 0, result.stderr[-3000:]
     for name, timing in (("finetune", ["seconds"]), ("scores", ["seconds", "feature_seconds"])):
         a = pd.read_csv(first_run / "tables" / f"{name}.csv").drop(columns=timing)
