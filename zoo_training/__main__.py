@@ -47,6 +47,14 @@ def job_runtime(cfg, name: str):
     return runtime, logger
 
 
+def finish_run(runtime, logger, model):
+    """Close the run's logger and process group; the trained model (CPU, contiguous) on the main rank,
+    None on the others (only the main rank writes)."""
+    logger.finish()
+    shutdown(runtime)
+    return model.cpu().to(memory_format=torch.contiguous_format) if runtime.is_main else None
+
+
 def train_expert(cfg) -> dict:
     set_determinism(cfg.threads)
     runtime, logger = job_runtime(cfg, cfg.expert)
@@ -74,11 +82,9 @@ def train_expert(cfg) -> dict:
         runtime=runtime,
         logger=logger,
     )
-    logger.finish()
-    shutdown(runtime)
-    if not runtime.is_main:
+    model = finish_run(runtime, logger, model)
+    if model is None:
         return {}
-    model = model.cpu().to(memory_format=torch.contiguous_format)
     out = Path(cfg.out_dir)
     save_expert(out / "model.pt", model, arch, source.num_classes, expert=cfg.expert, source=cfg.source)
     metrics = {
@@ -130,11 +136,9 @@ def train_multidomain(cfg) -> dict:
         plan=lambda generator: domain_epoch(sizes, cfg.per_source_cap, schedule.batch_size, generator),
         set_domain=set_domain,
     )
-    logger.finish()
-    shutdown(runtime)
-    if not runtime.is_main:
+    model = finish_run(runtime, logger, model)
+    if model is None:
         return {}
-    model = model.cpu().to(memory_format=torch.contiguous_format)
     out = Path(cfg.out_dir)
     save_expert(out / "model.pt", model, arch, num_classes, variant=cfg.variant, sources=list(cfg.sources))
     metrics = {

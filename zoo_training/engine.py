@@ -9,7 +9,6 @@ Snakemake output, so a killed job resumes where it stopped.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import time
 from dataclasses import asdict, dataclass
