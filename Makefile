@@ -13,8 +13,9 @@ $(STAMP): pyproject.toml
 	$(PY) -m pip install --quiet -e '.[test]'
 	touch $(STAMP)
 
+# resumes by itself after a killed run (a dead run's lock is removed, incomplete jobs rerun: pipeline/resume.py)
 run: $(STAMP)
-	$(VENV)/bin/snakemake --cores all --configfile $(CONFIG)
+	$(PY) -m pipeline run --cores all --configfile $(CONFIG)
 	$(VENV)/bin/snakemake --cores all --configfile $(CONFIG) --report $(RESULTS)/report.html
 
 test: $(STAMP)

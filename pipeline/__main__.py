@@ -1,5 +1,6 @@
 """python -m pipeline config <stage> <benchmark>: the resolved configuration of a stage for a benchmark,
-printed by the stage's own command line (Hydra's `--cfg job --resolve`)."""
+printed by the stage's own command line (Hydra's `--cfg job --resolve`).
+python -m pipeline run <snakemake args>: snakemake, resuming after a run that was killed (pipeline.resume)."""
 from __future__ import annotations
 
 import os
@@ -9,7 +10,8 @@ import yaml
 
 from pipeline.stages import CONFIGS, STAGES, stage_overrides
 
-USAGE = f"usage: python -m pipeline config <stage> <benchmark>  (stages: {', '.join(STAGES)})"
+USAGE = (f"usage: python -m pipeline config <stage> <benchmark>  (stages: {', '.join(STAGES)})\n"
+         f"       python -m pipeline run <snakemake arguments>")
 
 
 def example_groups(stage: str, benchmark: str) -> list[str]:
@@ -31,6 +33,13 @@ def example_groups(stage: str, benchmark: str) -> list[str]:
 
 
 def main(argv: list[str]) -> None:
+    if argv[:1] == ["run"]:
+        from pipeline.resume import RunError, run
+
+        try:
+            run(argv[1:])
+        except RunError as err:
+            raise SystemExit(f"pipeline: error: {err}") from None
     if len(argv) != 3 or argv[0] != "config":
         raise SystemExit(USAGE)
     stage, benchmark = argv[1], argv[2]

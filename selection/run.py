@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import inspect
 import json
+import logging
 import time
 import zlib
 from pathlib import Path
@@ -12,6 +13,9 @@ import numpy as np
 from pipeline.errors import UserError
 from selection.scores import SCORES, compute_score, load_plugins
 from selection.scores.registry import pca_reduce
+
+
+log = logging.getLogger("selection")
 
 
 class SelectionError(UserError):
@@ -59,9 +63,12 @@ def _load(path: Path, what: str) -> dict:
 
 
 def score_expert(cfg) -> list[dict]:
+    """Every method on every cache of one expert into `cfg.out` ({"rows": [...], "failures": [...]}); returns
+    the rows. A method that raises on one (target, shots, probe set) is recorded there as failed, with
+    its message, and the others go on: one broken score costs neither the caches nor the other scores."""
     load_plugins(cfg.plugins)
     table = method_table(cfg.methods, cfg.variants)
-    cache_dir, rows = Path(cfg.cache_dir), []
+    cache_dir, rows, failures = Path(cfg.cache_dir), [], []
     needs = set().union(*(inputs_of(score) for score, _ in table.values()))
     source = _load(cache_dir / "source.npz", "source feature cache") if "source_features" in needs else {}
     for target in cfg.targets:
@@ -79,14 +86,23 @@ def score_expert(cfg) -> list[dict]:
                     if not _has_required(score, inputs):
                         continue  # e.g. LGC's gradients exist only for the paper's probe set
                     began = time.perf_counter()
-                    value = run_method(score, options, inputs)
+                    try:
+                        value = run_method(score, options, inputs)
+                    except Exception as err:  # noqa: BLE001  (recorded per method; the job and the caches live on)
+                        log.exception("%s failed on %s / %s / %s / %s", method, cfg.expert, target, shots, probe)
+                        failures.append({"expert": cfg.expert, "target": target, "shots": shots, "probe": probe,
+                                         "method": method, "error": f"{type(err).__name__}: {err}"})
+                        continue
                     rows.append({
                         "expert": cfg.expert, "target": target, "shots": shots, "probe": probe, "method": method,
                         "score": value, "seconds": time.perf_counter() - began,
                         "feature_seconds": _forward_seconds(cache, source, inputs_of(score)),
                     })
     Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(cfg.out).write_text(json.dumps({"rows": rows}, indent=1))
+    Path(cfg.out).write_text(json.dumps({"rows": rows, "failures": failures}, indent=1))
+    if failures:
+        log.warning("%s: %d method(s) failed, recorded in %s: %s", cfg.expert, len(failures), cfg.out,
+                    sorted({f["method"] for f in failures}))
     return rows
 
 

@@ -1,6 +1,7 @@
 """The mini DAG's shape, and bad benchmark configs failing before any job runs."""
 import re
 import subprocess
+import sys
 
 import pytest
 import yaml
@@ -131,3 +132,23 @@ def test_paper_dag_under_the_slurm_profile(tmp_path):
     local = {"all", "tables", "evaluate", "figures", "artifacts", "domain_experts"}
     jobs = job_counts(out)
     assert sum(n for r, n in jobs.items() if r not in local | {"total"}) == 139
+
+
+def test_a_dead_runs_lock_is_removed_and_a_live_run_is_refused(tmp_path):
+    """`make run` after kill -9: the lock of a run whose process is gone is stale; a live one is not."""
+
+    from pipeline.resume import LOCKS, PID_FILE, RunError, clear_stale_lock
+
+    (tmp_path / LOCKS).mkdir(parents=True)
+    (tmp_path / LOCKS / "0.input.lock").write_text("x")
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    (tmp_path / PID_FILE).write_text(dead.stdout.strip())
+    assert clear_stale_lock(tmp_path) == [tmp_path / LOCKS / "0.input.lock"]
+    assert not list((tmp_path / LOCKS).iterdir())
+    live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "snakemake"])
+    try:
+        (tmp_path / PID_FILE).write_text(str(live.pid))
+        with pytest.raises(RunError, match=f"another run \\(pid {live.pid}\\) is still going"):
+            clear_stale_lock(tmp_path)
+    finally:
+        live.kill()

@@ -159,3 +159,28 @@ def test_user_score_plugin_registers_and_scores():
     mixed = rng.normal(size=(30, 4))
     assert compute_score("class_margin", features=apart, labels=labels) > compute_score(
         "class_margin", features=mixed, labels=labels)
+
+
+def test_a_failing_score_is_recorded_and_the_others_survive(setup):
+    """A score that raises on a cache is recorded as failed with its message; the caches and every
+    other score of the expert are kept (issue: one broken score cost the whole selection job)."""
+    from selection.scores.registry import SCORES, register
+
+    @register("raises_on_five_shots")
+    def raises_on_five_shots(*, features, labels) -> float:
+        if len(labels) < 30:
+            raise RuntimeError("not enough images")
+        return float(len(labels))
+
+    try:
+        cfg = _cfg(setup, "selection", cache_dir=str(setup / "cache"), methods=["lfc", "raises_on_five_shots"],
+                   out=str(setup / "failing.json"))
+        write_caches(cfg)
+        rows = score_expert(cfg)
+    finally:
+        SCORES.pop("raises_on_five_shots")
+    record = json.loads((setup / "failing.json").read_text())
+    assert {(r["method"], r["shots"]) for r in rows} == {("lfc", "full"), ("lfc", "5"), ("raises_on_five_shots", "full")}
+    assert record["failures"] == [{"expert": "densenet-src", "target": "toy", "shots": "5", "probe": "per_class_10",
+                                   "method": "raises_on_five_shots", "error": "RuntimeError: not enough images"}]
+    assert (setup / "cache" / "toy" / "5" / "per_class_10.npz").exists()
