@@ -73,8 +73,6 @@ def test_registry_and_compute_score_filters_inputs():
     assert compute_score("parc", **everything) == parc(features=feats, labels=labels)
     assert compute_score("random", **everything) == random(seed=3)
     assert compute_score("parc", pca_dim=4, **everything) == parc(features=feats, labels=labels, pca_dim=4)
-    for name in SCORES:
-        assert isinstance(compute_score(name, **everything), float)
 
 
 def test_compute_score_unknown_and_missing():
