@@ -9,6 +9,8 @@ import yaml
 from conftest import ROOT, snakemake_cmd
 
 MINI = yaml.safe_load((ROOT / "configs/benchmark/mini.yaml").read_text())
+# the job counts the README states (tests/test_readme.py reads them from here)
+MINI_JOBS, PAPER_JOBS, PAPER_SLURM_JOBS = 69, 145, 139
 
 
 def dry_run(tmp_path, config=None, *extra):
@@ -39,6 +41,7 @@ def test_mini_dag_job_counts(tmp_path):
         "tables": 1, "evaluate": 1, "figures": 1, "artifacts": 1, "all": 1,
         "total": 4 + targets + experts + 3 + 1 + 2 * (experts + domains) + targets + 5,
     }
+    assert counts["total"] == MINI_JOBS
 
 
 BAD = [
@@ -103,7 +106,7 @@ def test_paper_dag_job_counts(tmp_path):
     assert counts == {
         "data_prep": 19, "zoo_training": single, "multidomain": 3, "domain_experts": 1,
         "finetune": single + domains, "selection": single + domains,
-        "probe_model": 11, "tables": 1, "evaluate": 1, "figures": 1, "artifacts": 1, "all": 1, "total": 145,
+        "probe_model": 11, "tables": 1, "evaluate": 1, "figures": 1, "artifacts": 1, "all": 1, "total": PAPER_JOBS,
     }
     # every artifact of issue 5 has a rule output, the published numbers included
     from analysis.artifacts import artifact_names
@@ -131,7 +134,7 @@ def test_paper_dag_under_the_slurm_profile(tmp_path):
     # SLURM submissions: everything but the local rules
     local = {"all", "tables", "evaluate", "figures", "artifacts", "domain_experts"}
     jobs = job_counts(out)
-    assert sum(n for r, n in jobs.items() if r not in local | {"total"}) == 139
+    assert sum(n for r, n in jobs.items() if r not in local | {"total"}) == PAPER_SLURM_JOBS
 
 
 def test_a_dead_runs_lock_is_removed_and_a_live_run_is_refused(tmp_path):
