@@ -132,6 +132,24 @@ def short_classes(counts: Mapping[str, int], shots: Iterable[str]) -> dict[str, 
 
 
 # ---------------------------------------------------------------------------------------------
+# the caches of one expert (or of the probe networks) under their folder
+# ---------------------------------------------------------------------------------------------
+def setting_dir(root: Path, target: str, shots: str) -> Path:
+    """The caches of one (target, shot setting) under an expert's cache folder or the probe networks'."""
+    return Path(root) / target / str(shots)
+
+
+def probe_cache(root: Path, target: str, shots: str, probe_set: str) -> Path:
+    """{root}/{target}/{shots}/{probe_set}.npz: an expert's features, or the probe network's, on one probe set."""
+    return setting_dir(root, target, shots) / f"{probe_set}.npz"
+
+
+def source_cache(root: Path) -> Path:
+    """An expert's features on its own source images (Domain Similarity)."""
+    return Path(root) / "source.npz"
+
+
+# ---------------------------------------------------------------------------------------------
 # paths: everything under one results folder
 # ---------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
@@ -143,16 +161,26 @@ class Layout:
     def __post_init__(self):
         object.__setattr__(self, "results", Path(self.results))
 
-    # prepared data
+    # prepared data: {data_root}/<dataset>/ holds splits.json, classes.json, stats.json and the data
+    def data_root(self) -> Path:
+        return self.results / "data"
+
     def data_dir(self, dataset: str) -> Path:
-        return self.results / "data" / dataset
+        return self.data_root() / dataset
 
     def splits(self, dataset: str) -> Path:
         return self.data_dir(dataset) / "splits.json"
 
+    def data_record(self, dataset: str, name: str) -> Path:
+        """classes.json or stats.json of a prepared dataset."""
+        return self.data_dir(dataset) / f"{name}.json"
+
     # experts
+    def experts_root(self) -> Path:
+        return self.results / "experts"
+
     def expert_dir(self, expert: str) -> Path:
-        return self.results / "experts" / str(expert)
+        return self.experts_root() / str(expert)
 
     def expert_weights(self, expert: str) -> Path:
         return self.expert_dir(expert) / "model.pt"
@@ -162,6 +190,12 @@ class Layout:
 
     def multidomain_dir(self, variant: str) -> Path:
         return self.results / "multidomain" / variant
+
+    def multidomain_weights(self, variant: str) -> Path:
+        return self.multidomain_dir(variant) / "model.pt"
+
+    def multidomain_metrics(self, variant: str) -> Path:
+        return self.multidomain_dir(variant) / "metrics.json"
 
     def checkpoint(self, stage: str, name: str) -> Path:
         """Resumable training state beside the job, deliberately not a Snakemake output
@@ -173,16 +207,16 @@ class Layout:
         return self.results / "features" / str(expert)
 
     def feature_cache(self, expert: str, target: str, shots: str, probe_set: str) -> Path:
-        return self.feature_dir(expert) / target / str(shots) / f"{probe_set}.npz"
+        return probe_cache(self.feature_dir(expert), target, shots, probe_set)
 
     def source_cache(self, expert: str) -> Path:
-        return self.feature_dir(expert) / "source.npz"
+        return source_cache(self.feature_dir(expert))
 
     def probe_model_dir(self) -> Path:
         return self.results / "probe_models"
 
     def probe_model_cache(self, target: str, shots: str, probe_set: str) -> Path:
-        return self.probe_model_dir() / target / str(shots) / f"{probe_set}.npz"
+        return probe_cache(self.probe_model_dir(), target, shots, probe_set)
 
     # per-job records
     def record(self, kind: str, expert: str) -> Path:

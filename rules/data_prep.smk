@@ -4,8 +4,8 @@ rule data_prep:
     resized images): data_prep.readers.PreparedDataset is the one reader."""
     output:
         splits=LAYOUT.splits("{dataset}"),
-        classes=LAYOUT.data_dir("{dataset}") / "classes.json",
-        stats=LAYOUT.data_dir("{dataset}") / "stats.json",
+        classes=LAYOUT.data_record("{dataset}", "classes"),
+        stats=LAYOUT.data_record("{dataset}", "stats"),
     params:
         identity=lambda wc, threads: identity(
             dataset=wc.dataset,

@@ -12,7 +12,7 @@ rule finetune:
         identity=lambda wc, input, output, threads: identity(
             expert=wc.expert,
             expert_path=input.weights,
-            data_root=RESULTS / "data",
+            data_root=LAYOUT.data_root(),
             targets=TARGETS,
             # the multi-domain expert's domains: full target tasks only (the paper's Fig. 3 and 5)
             shots=["full"] if Expert.parse(wc.expert).kind == "md" else SHOTS,

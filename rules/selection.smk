@@ -12,7 +12,7 @@ rule selection:
         identity=lambda wc, input, output, threads: identity(
             expert=wc.expert,
             expert_path=input.weights,
-            data_root=RESULTS / "data",
+            data_root=LAYOUT.data_root(),
             targets=TARGETS,
             shots=SHOTS,
             probe_set=PROBE_SET,
@@ -48,7 +48,7 @@ rule probe_model:
             targets=[wc.target],
             shots=SHOTS,
             probe_set=PROBE_SET,
-            data_root=RESULTS / "data",
+            data_root=LAYOUT.data_root(),
             probe_dir=LAYOUT.probe_model_dir(),
             methods=SELECTION["methods"],
             threads=threads,

@@ -42,15 +42,15 @@ if MULTIDOMAIN:
         input:
             sources=[LAYOUT.splits(s) for s in SOURCES],
         output:
-            weights=protected(LAYOUT.multidomain_dir("{variant}") / "model.pt"),
-            metrics=LAYOUT.multidomain_dir("{variant}") / "metrics.json",
+            weights=protected(LAYOUT.multidomain_weights("{variant}")),
+            metrics=LAYOUT.multidomain_metrics("{variant}"),
         params:
             launcher=launcher,
             identity=lambda wc, threads: identity(
                 variant=wc.variant,
                 arch=ARCHS[MULTIDOMAIN["arch"]],
                 sources=SOURCES,
-                data_root=RESULTS / "data",
+                data_root=LAYOUT.data_root(),
                 out_dir=LAYOUT.multidomain_dir(wc.variant),
                 checkpoint=LAYOUT.checkpoint("multidomain", wc.variant),
                 threads=threads,
@@ -69,13 +69,13 @@ if MULTIDOMAIN:
     rule domain_experts:
         """Each domain of the fine-tuned variant as a single-domain expert {arch}-{source}-md."""
         input:
-            LAYOUT.multidomain_dir(MULTIDOMAIN["finetune_variant"]) / "model.pt",
+            LAYOUT.multidomain_weights(MULTIDOMAIN["finetune_variant"]),
         output:
             weights=[protected(LAYOUT.expert_weights(e)) for e in DOMAIN_EXPERTS],
             metrics=[LAYOUT.expert_metrics(e) for e in DOMAIN_EXPERTS],
         params:
             identity=lambda wc, input: identity(
-                init=input[0], arch=ARCHS[MULTIDOMAIN["arch"]], experts=DOMAIN_EXPERTS, out_dir=RESULTS / "experts"
+                init=input[0], arch=ARCHS[MULTIDOMAIN["arch"]], experts=DOMAIN_EXPERTS, out_dir=LAYOUT.experts_root()
             ),
             run_dir=LAYOUT.run_dir("domain_experts"),
         log:

@@ -18,6 +18,7 @@ from torch import nn
 from torch.func import functional_call, grad, vmap
 
 from data_prep.readers import ImageArrays, PreparedDataset
+from pipeline.layout import probe_cache, source_cache
 from selection.scores.gradient import count_sketch
 from zoo_training.architectures import dataset_features
 from zoo_training.engine import set_determinism
@@ -98,13 +99,13 @@ def write_caches(cfg) -> list[Path]:
                     began = time.perf_counter()
                     arrays["gradients"] = projected_gradients(model, data, cfg.lgc_dim, cfg.seed, device=device)
                     arrays["gradient_seconds"] = time.perf_counter() - began
-                written.append(_save(cache_dir / target / shots / f"{probe}.npz", **arrays))
+                written.append(_save(probe_cache(cache_dir, target, shots, probe), **arrays))
         log.info("%s: feature caches for %s", cfg.expert, target)
     if cfg.source_dir:
         source = PreparedDataset(cfg.source_dir)
         data = source.probe_set("full", cfg.probe_set)
         began = time.perf_counter()
         features, _ = extract(model, data, cfg.batch_size, device)
-        written.append(_save(cache_dir / "source.npz", features=features, labels=data.labels.numpy(),
+        written.append(_save(source_cache(cache_dir), features=features, labels=data.labels.numpy(),
                              seconds=time.perf_counter() - began))
     return written

@@ -10,6 +10,7 @@ import torch
 from omegaconf import OmegaConf
 
 from data_prep.readers import PreparedDataset
+from pipeline.layout import probe_cache, setting_dir
 from selection.features import extract
 from zoo_training.architectures import build_model
 from zoo_training.engine import fit, set_determinism
@@ -33,12 +34,12 @@ def train_probe_models(cfg, schedule) -> list[Path]:
             result = fit(model, dataset.train(shots), schedule, seed=cfg.seed, test=dataset.test(),
                          name=f"probe model {target}/{shots}", runtime=runtime)
             model = model.float().to(memory_format=torch.contiguous_format)
-            save_expert(out_dir / target / shots / "model.pt", model.cpu(), arch, dataset.num_classes,
+            save_expert(setting_dir(out_dir, target, shots) / "model.pt", model.cpu(), arch, dataset.num_classes,
                         target=target, shots=shots, test_accuracy=result["test_accuracy"])
             log.info("probe model %s/%s: test accuracy %.2f%%", target, shots, result["test_accuracy"])
             for probe in dataset.probe_names(shots):
                 features, _ = extract(model, dataset.probe_set(shots, probe), cfg.batch_size, runtime.device)
-                path = out_dir / target / shots / f"{probe}.npz"
+                path = probe_cache(out_dir, target, shots, probe)
                 np.savez(path, probe_features=features)
                 written.append(path)
     return written

@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from pipeline.errors import UserError
+from pipeline.layout import probe_cache, setting_dir, source_cache
 from selection.scores import SCORES, compute_score, load_plugins
 from selection.scores.registry import pca_reduce
 
@@ -70,10 +71,10 @@ def score_expert(cfg) -> list[dict]:
     table = method_table(cfg.methods, cfg.variants)
     cache_dir, rows, failures = Path(cfg.cache_dir), [], []
     needs = set().union(*(inputs_of(score) for score, _ in table.values()))
-    source = _load(cache_dir / "source.npz", "source feature cache") if "source_features" in needs else {}
+    source = _load(source_cache(cache_dir), "source feature cache") if "source_features" in needs else {}
     for target in cfg.targets:
         for shots in map(str, cfg.shots):
-            for path in sorted((cache_dir / target / shots).glob("*.npz")):
+            for path in sorted(setting_dir(cache_dir, target, shots).glob("*.npz")):
                 probe = path.stem
                 cache = _load(path, "feature cache")
                 inputs = {k: cache[k] for k in ("features", "probs", "labels", "gradients") if k in cache}
@@ -81,7 +82,7 @@ def score_expert(cfg) -> list[dict]:
                 if source:
                     inputs["source_features"], inputs["source_labels"] = source["features"], source["labels"]
                 if "probe_features" in needs:
-                    inputs.update(_load(Path(cfg.probe_dir) / target / shots / f"{probe}.npz", "probe-model features"))
+                    inputs.update(_load(probe_cache(cfg.probe_dir, target, shots, probe), "probe-model features"))
                 for method, (score, options) in table.items():
                     if not _has_required(score, inputs):
                         continue  # e.g. LGC's gradients exist only for the paper's probe set
