@@ -1,29 +1,58 @@
+# Analysis: every table and figure of the four papers. Each rule's outputs and table inputs come
+# from the registry analysis/outputs.py (one entry per output: paper, step, inputs, renderer,
+# caption); paths from pipeline.layout (LAYOUT). Needs from common.smk: LAYOUT, PROBE_SET, RESULTS,
+# EXPERTS, VARIANTS, TARGETS, MULTIDOMAIN, THETA_F, SOURCES, ARCHS, POOLS, SELECTION, SEED,
+# REFERENCE_EXPERT, data_dir, hydra_list, hydra_dict.
+from analysis.outputs import files as output_files, outputs as analysis_outputs, step_inputs, write_captions
+from analysis.published import is_paper_zoo
+
+# which conditional outputs this benchmark has; the published numbers only on the paper's zoo
+ANALYSIS_CONDITIONS = dict(multidomain=bool(MULTIDOMAIN), theta_f=bool(THETA_F), paper=is_paper_zoo(SOURCES, ARCHS))
+# the report's captions, written from the registry with this benchmark's top-k and main probe set
+CAPTIONS = write_captions(LAYOUT.run_dir("analysis", "captions"), SELECTION["top_k"], PROBE_SET)
+
+
+def step_outputs(step):
+    """A step's files; the main file of each output (a table, a figure's .png) goes to the report."""
+    out = []
+    for o in analysis_outputs(step, **ANALYSIS_CONDITIONS):
+        main, *data = output_files(LAYOUT, o)
+        out += [report(main, caption=CAPTIONS / f"{o.name}.rst", category=o.category), *data]
+    return out
+
+
+def step_tables(step):
+    """The tables a step reads that other steps write."""
+    return step_inputs(LAYOUT, step, **ANALYSIS_CONDITIONS)
+
+
+# every step but tables is told who the reference expert, the main probe set and top-k are
+ANALYSIS_SETTINGS = (f"reference_expert={REFERENCE_EXPERT} probe_set={PROBE_SET} top_k={SELECTION['top_k']} "
+                     f"multidomain={bool(MULTIDOMAIN)}")
+
+
 rule tables:
     """Combine the per-job records into long tables."""
     input:
-        zoo=expand(RESULTS / "experts/{expert}/metrics.json", expert=EXPERTS),
-        finetune=expand(RESULTS / "records/finetune/{expert}.json", expert=EXPERTS),
-        scores=expand(RESULTS / "records/scores/{expert}.json", expert=EXPERTS),
-        multidomain=expand(RESULTS / "multidomain/{variant}/metrics.json", variant=VARIANTS),
-        targets=[data_dir(t) / "splits.json" for t in TARGETS],
+        zoo=[LAYOUT.expert_metrics(e) for e in EXPERTS],
+        finetune=[LAYOUT.record("finetune", e) for e in EXPERTS],
+        scores=[LAYOUT.record("scores", e) for e in EXPERTS],
+        multidomain=[LAYOUT.multidomain_dir(v) / "metrics.json" for v in VARIANTS],
+        targets=[LAYOUT.splits(t) for t in TARGETS],
     output:
-        zoo=table("zoo_accuracy"),
-        targets=table("targets"),
-        finetune=table("finetune"),
-        scores=table("scores"),
-        multidomain=[table("multidomain_accuracy")] if MULTIDOMAIN else [],
+        step_outputs("tables"),
     params:
         results=RESULTS,
         zoo=lambda wc, input: hydra_list(input.zoo),
         finetune=lambda wc, input: hydra_list(input.finetune),
         scores=lambda wc, input: hydra_list(input.scores),
         multidomain=lambda wc, input: hydra_list(input.multidomain),
-        target_dirs=hydra_list([data_dir(t) for t in TARGETS]),
-        run_dir=run_dir("analysis", "tables"),
+        target_dirs=hydra_list([LAYOUT.data_dir(t) for t in TARGETS]),
+        run_dir=LAYOUT.run_dir("analysis", "tables"),
     log:
-        RESULTS / "logs/analysis/tables.log",
+        LAYOUT.log("analysis", "tables"),
     benchmark:
-        RESULTS / "benchmarks/analysis/tables.tsv"
+        LAYOUT.benchmark("analysis", "tables")
     shell:
         "python -m analysis step=tables results_dir={params.results} 'zoo_records={params.zoo}' "
         "'finetune_records={params.finetune}' 'score_records={params.scores}' "
@@ -33,93 +62,66 @@ rule tables:
 
 rule evaluate:
     """Every protocol: correlations, top-k gain, trials to best (Deshpande), regret per budget
-    (Which-Model), PARC's probe draws, the probe-size ablation, and the compute cost (Table 3);
-    strategies (task-agnostic, hybrid, "+l") are evaluated beside the scores."""
+    (Which-Model), PARC's probe draws, the probe-size ablation, the compute cost (Table 3) and the
+    learned recommenders (Guided Recommendation); strategies are evaluated beside the scores."""
     input:
-        zoo=TABLES / "zoo_accuracy.csv",
-        finetune=TABLES / "finetune.csv",
-        scores=TABLES / "scores.csv",
+        step_tables("evaluate"),
     output:
-        selection=table("selection_eval"),
-        cost=table("compute_cost"),
-        regret=table("regret"),
-        parc=table("parc_protocol"),
-        ablation=table("probe_size_ablation"),
-        gr_table2=table("gr_table2"),
-        recommendations=table("recommendations"),
-        multidomain=[table("selection_eval_multidomain")] if MULTIDOMAIN else [],
+        step_outputs("evaluate"),
     params:
         results=RESULTS,
-        generalist=REFERENCE_EXPERT,
-        run_dir=run_dir("analysis", "evaluate"),
-        top_k=SELECTION.get("top_k", 3),
+        settings=ANALYSIS_SETTINGS,
         seed=SEED,
+        run_dir=LAYOUT.run_dir("analysis", "evaluate"),
     log:
-        RESULTS / "logs/analysis/evaluate.log",
+        LAYOUT.log("analysis", "evaluate"),
     benchmark:
-        RESULTS / "benchmarks/analysis/evaluate.tsv"
+        LAYOUT.benchmark("analysis", "evaluate")
     shell:
-        "python -m analysis step=evaluate results_dir={params.results} generalist={params.generalist} "
-        "top_k={params.top_k} seed={params.seed} hydra.run.dir={params.run_dir} hydra.job.chdir=false > {log} 2>&1"
+        "python -m analysis step=evaluate results_dir={params.results} {params.settings} seed={params.seed} "
+        "hydra.run.dir={params.run_dir} hydra.job.chdir=false > {log} 2>&1"
 
 
 rule figures:
-    """Figures 2, 4, 6a and 6b of the paper, each with the CSV behind it."""
+    """Deshpande Figs. 2, 4, 6a, 6b (and 8), each with the CSV behind it."""
     input:
-        zoo=TABLES / "zoo_accuracy.csv",
-        finetune=TABLES / "finetune.csv",
-        scores=TABLES / "scores.csv",
-        recommendations=TABLES / "recommendations.csv",
-        theta_f=expand(RESULTS / "records/theta_f/{expert}.npz", expert=EXPERTS) if THETA_F else [],
+        tables=step_tables("figures"),
+        theta_f=[LAYOUT.record("theta_f", e) for e in EXPERTS] if THETA_F else [],
     output:
-        figures=[
-            report(FIGURES / f"{name}.png", caption=CAPTIONS / f"{name}.rst", category="Figures")
-            for name in FIGURE_NAMES
-        ],
-        data=[FIGURES / f"{name}.csv" for name in FIGURE_NAMES],
+        step_outputs("figures"),
     params:
         results=RESULTS,
-        generalist=REFERENCE_EXPERT,
-        run_dir=run_dir("analysis", "figures"),
-        top_k=SELECTION.get("top_k", 3),
+        settings=ANALYSIS_SETTINGS,
         theta_f=lambda wc, input: f"'theta_f_records={hydra_list(input.theta_f)}'" if THETA_F else "",
+        run_dir=LAYOUT.run_dir("analysis", "figures"),
     log:
-        RESULTS / "logs/analysis/figures.log",
+        LAYOUT.log("analysis", "figures"),
     benchmark:
-        RESULTS / "benchmarks/analysis/figures.tsv"
+        LAYOUT.benchmark("analysis", "figures")
     shell:
-        "python -m analysis step=figures results_dir={params.results} generalist={params.generalist} "
-        "top_k={params.top_k} {params.theta_f} hydra.run.dir={params.run_dir} hydra.job.chdir=false > {log} 2>&1"
+        "python -m analysis step=figures results_dir={params.results} {params.settings} {params.theta_f} "
+        "hydra.run.dir={params.run_dir} hydra.job.chdir=false > {log} 2>&1"
 
 
 rule artifacts:
-    """Every other table and figure of the four papers (Deshpande Tables 1-3, Fig. 1, 3, 5, 7; PARC
+    """Every other table and figure of the four papers (Deshpande Tables 1-3, Figs. 1, 3, 5, 7; PARC
     Tables 1-3 and Fig. 2; Which Model's regret figures), summary.md and, on the paper benchmark,
     the published numbers beside the reproduced ones."""
     input:
-        zoo=TABLES / "zoo_accuracy.csv",
-        finetune=TABLES / "finetune.csv",
-        scores=TABLES / "scores.csv",
-        evaluated=rules.evaluate.output,
+        step_tables("artifacts"),
     output:
-        [artifact_output(name) for name in ARTIFACT_NAMES],
-        [FIGURES / f"{name}.csv" for name in ARTIFACT_NAMES if ARTIFACT_KINDS[name] == "figure"],
-        [table(f"published_{name}", category="Published numbers") for name in PUBLISHED] if IS_PAPER else [],
-        summary=report(RESULTS / "summary.md", caption=CAPTIONS / "summary.rst", category="Summary"),
+        step_outputs("artifacts"),
     params:
         results=RESULTS,
-        generalist=REFERENCE_EXPERT,
-        top_k=SELECTION.get("top_k", 3),
-        multidomain=bool(MULTIDOMAIN),
+        settings=ANALYSIS_SETTINGS,
         pools=hydra_dict({name: hydra_list(archs) if archs is not None else "null" for name, archs in POOLS.items()}),
-        run_dir=run_dir("analysis", "artifacts"),
+        run_dir=LAYOUT.run_dir("analysis", "artifacts"),
     log:
-        RESULTS / "logs/analysis/artifacts.log",
+        LAYOUT.log("analysis", "artifacts"),
     benchmark:
-        RESULTS / "benchmarks/analysis/artifacts.tsv"
+        LAYOUT.benchmark("analysis", "artifacts")
     shell:
-        "python -m analysis step=artifacts results_dir={params.results} generalist={params.generalist} "
-        "top_k={params.top_k} multidomain={params.multidomain} '++pools={params.pools}' "
+        "python -m analysis step=artifacts results_dir={params.results} {params.settings} '++pools={params.pools}' "
         "hydra.run.dir={params.run_dir} hydra.job.chdir=false > {log} 2>&1"
 
 

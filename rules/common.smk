@@ -213,29 +213,7 @@ def zoo_inputs(wc):
     return inputs
 
 
-TABLES = RESULTS / "tables"
-FIGURES = RESULTS / "figures"
-FIGURE_NAMES = ["fig2_finetune_error", "fig4_top3_gain", "fig6a_trials_to_best", "fig6b_spearman"] + (
-    ["fig8_theta_f"] if THETA_F else [])
-CAPTIONS = Path(workflow.basedir) / "report" / "captions"
+from pipeline.layout import Layout
 
-
-def table(name, category="Tables"):
-    return report(TABLES / f"{name}.csv", caption=CAPTIONS / f"{name}.rst", category=category)
-
-
-from analysis.artifacts import ARTIFACTS, artifact_names  # cheap: no matplotlib at import
-from analysis.published import COMPARISONS, is_paper_zoo
-
-ARTIFACT_NAMES = artifact_names(bool(MULTIDOMAIN))
-ARTIFACT_KINDS = {name: ARTIFACTS[name].kind for name in ARTIFACT_NAMES}
-# the published numbers are compared where the zoo is the paper's
-IS_PAPER = is_paper_zoo(SOURCES, ARCHS)
-PUBLISHED = [name for name, (file, _) in COMPARISONS.items()
-             if MULTIDOMAIN or "table2_multidomain" not in file]
-
-
-def artifact_output(name):
-    if ARTIFACT_KINDS[name] == "figure":
-        return report(FIGURES / f"{name}.png", caption=CAPTIONS / f"{name}.rst", category="Figures")
-    return table(name)
+LAYOUT = Layout(RESULTS)
+PROBE_SET = "default"  # the main probe set's name (per_class_{probe_per_class} once data_prep names it so)
