@@ -3,9 +3,9 @@ renders exactly the outputs of that step in the registry (`analysis.outputs`):
 
     step=tables     "zoo_records=[...]" "finetune_records=[...]" "score_records=[...]"
                     ["multidomain_records=[...]"] ["target_dirs=[...]"]
-    step=evaluate   reference_expert=resnet-generalist probe_set=per_class_25 [top_k=3] [multidomain=true]
-    step=figures    reference_expert=... probe_set=... [top_k=3] ["theta_f_records=[...]"]
-    step=artifacts  reference_expert=... probe_set=... [top_k=3] [multidomain=true] ['++pools={...}']
+    step=evaluate   reference_expert=resnet-generalist probe_set=per_class_25 [top_k=<k>] [multidomain=true]
+    step=figures    reference_expert=... probe_set=... [top_k=<k>] ["theta_f_records=[...]"]
+    step=artifacts  reference_expert=... probe_set=... [top_k=<k>] [multidomain=true] ['++pools={...}']
 
 Each written file's path is printed, one per line (a figure: its .png; its data sits beside it).
 """

@@ -7,12 +7,10 @@ from typing import Dict, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-from analysis.outputs import STEPS  # noqa: F401  (re-exported: the steps of `step=`)
-
 
 @dataclass
 class AnalysisConfig:
-    # which part of the analysis to run: one of STEPS (validated in __main__ for a clean message)
+    # which part of the analysis to run: one of analysis.outputs.STEPS (validated in __main__)
     step: str = "tables"
     # outputs go to {results_dir}/tables, {results_dir}/figures and {results_dir}/summary.md
     results_dir: str = "results"

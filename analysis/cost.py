@@ -24,10 +24,10 @@ def compute_cost(finetune_df: pd.DataFrame, scores_df: pd.DataFrame, reference_e
     """
     best = best_finetune(finetune_df)
     reference_accuracy(best, reference_expert)  # raises a clean error if the expert is unknown
-    gen_sec = best[best["expert"] == reference_expert].set_index(["target", "shots"])["seconds"]
+    ref_sec = best[best["expert"] == reference_expert].set_index(["target", "shots"])["seconds"]
     rows = []
     for (target, shots), grp in best.groupby(["target", "shots"], sort=False):
-        if (target, shots) not in gen_sec.index:
+        if (target, shots) not in ref_sec.index:
             continue  # no reference run to normalise by
         rows.append({"target": target, "shots": shots, "item": "brute_force", "method": "",
                      "seconds": grp["seconds"].sum()})
@@ -44,7 +44,7 @@ def compute_cost(finetune_df: pd.DataFrame, scores_df: pd.DataFrame, reference_e
     if not rows:
         return pd.DataFrame(columns=cols)
     per_target = pd.DataFrame(rows)
-    ref = [gen_sec.get(key, np.nan) for key in zip(per_target["target"], per_target["shots"])]
+    ref = [ref_sec.get(key, np.nan) for key in zip(per_target["target"], per_target["shots"])]
     per_target["multiple"] = per_target["seconds"] / np.asarray(ref, dtype=float)
     out = (per_target.dropna(subset=["multiple"])
            .groupby(["shots", "item", "method"], as_index=False, sort=False)["multiple"].mean())

@@ -212,12 +212,12 @@ def evaluate_selection(finetune_df: pd.DataFrame, scores_df: pd.DataFrame, refer
     of the method's top-k experts over ``reference_expert``; higher = better), trials_to_best
     (lower = better, 1 is perfect), n_experts (candidates: see candidate_groups). Raises
     AnalysisError when the reference expert has no fine-tune result."""
-    gen_acc = reference_accuracy(best_finetune(finetune_df), reference_expert)
+    ref_acc = reference_accuracy(best_finetune(finetune_df), reference_expert)
     rows = []
     for method, target, shots, draws in candidate_groups(finetune_df, scores_df, probe):
-        gen = gen_acc.get((target, shots), np.nan)
+        ref = ref_acc.get((target, shots), np.nan)
         metrics = _draw_mean([{**correlations(s, acc, random=method == RANDOM),
-                               f"top{k}_gain": expected_topk_max(s, acc, k) - gen,
+                               f"top{k}_gain": expected_topk_max(s, acc, k) - ref,
                                "trials_to_best": expected_trials_to_best(s, acc)} for s, acc in draws])
         rows.append({"method": method, "target": target, "shots": shots, **metrics, "n_experts": len(draws[0][1])})
     cols = ["method", "target", "shots", *CORRELATIONS, f"top{k}_gain", "trials_to_best", "n_experts"]
@@ -316,7 +316,7 @@ def gain_bounds(finetune_df: pd.DataFrame, reference_expert: str) -> pd.DataFram
     max / min over experts of the best fine-tuned accuracy minus the reference expert's
     (percentage points), n_experts. Raises AnalysisError for an unknown reference expert."""
     best = best_finetune(finetune_df)
-    gen_acc = reference_accuracy(best, reference_expert)
-    best["gain"] = best["test_accuracy"] - [gen_acc.get(key, np.nan) for key in zip(best["target"], best["shots"])]
+    ref_acc = reference_accuracy(best, reference_expert)
+    best["gain"] = best["test_accuracy"] - [ref_acc.get(key, np.nan) for key in zip(best["target"], best["shots"])]
     return (best.groupby(["target", "shots"], as_index=False, sort=False)
             .agg(best_gain=("gain", "max"), worst_gain=("gain", "min"), n_experts=("expert", "size")))

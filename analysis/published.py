@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.tables import load_table, shots_order
+from analysis.tables import shots_order
 
 PUBLISHED_DIR = Path(__file__).resolve().parents[1] / "report" / "published"
 PAPER_SOURCES = ("resisc45", "food101", "logo2k", "landmarks_v2", "inaturalist2019", "imaterialist2019",

@@ -215,3 +215,7 @@ def test_cli_user_mistakes_are_one_line(tmp_path):
         assert r.returncode == 1 and msg in r.stderr and "Traceback" not in r.stderr, r.stderr
     r = _cli(f"results_dir={tmp_path / 'empty'}", "step=evaluate", f"reference_expert={GEN}", f"probe_set={PROBE}", hydra)
     assert r.returncode == 1 and "table not found" in r.stderr and "Traceback" not in r.stderr, r.stderr
+    # a programming error (here a KeyError on a table without its method column) keeps its traceback
+    tables()["scores"].drop(columns="method").to_csv(tabs / "scores.csv", index=False)
+    r = _cli(f"results_dir={res}", "step=evaluate", f"reference_expert={GEN}", f"probe_set={PROBE}", hydra)
+    assert r.returncode != 0 and "Traceback" in r.stderr and "KeyError" in r.stderr, r.stderr

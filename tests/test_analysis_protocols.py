@@ -15,7 +15,7 @@ from analysis.config import AnalysisConfig
 from analysis.tables import AnalysisError, fill_probe
 from analysis.protocols import (correlations, evaluate_selection, parc_protocol, probe_size_ablation,
                                 regret_table, relative_delta)
-from analysis.strategies import (agnostic_rank, all_strategies, arch_pool, depth_calibrated, hybrid, ordered,
+from analysis.strategies import (agnostic_rank, arch_pool, depth_calibrated, hybrid, ordered,
                                  task_agnostic)
 
 REPO = Path(__file__).resolve().parents[1]
