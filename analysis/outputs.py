@@ -29,7 +29,7 @@ CONDITIONS = ("multidomain", "paper", "theta_f")
 PAPERS = {"benchmark": "this benchmark's result tables",
           "deshpande": "Deshpande et al. 2021, A linearized framework and a new benchmark for model selection",
           "parc": "Bolya et al. 2021, Scalable Diverse Model Selection for Accessible Transfer Learning (PARC)",
-          "which_model": "Renggli et al. 2022, Which Model to Transfer? Finding the Needle in the Growing Haystack",
+          "which_model": "Renggli et al. 2022, Which Model to Transfer? Finding a Needle in the Growing Haystack",
           "guided": "Li et al. 2023, Guided Recommendation for Model Fine-Tuning"}
 CATEGORIES = {"table": "Tables", "figure": "Figures", "markdown": "Summary"}
 

@@ -1,4 +1,4 @@
-"""Which Model to Transfer? Finding the Needle in the Growing Haystack (Renggli et al., CVPR
+"""Which Model to Transfer? Finding a Needle in the Growing Haystack (Renggli et al., CVPR
 2022): regret of model-search strategies per budget (Sec. 3, eq. 1-2; Figs. 3-4, 6) and the
 fraction of targets with zero regret against the budget (Fig. 7).
 

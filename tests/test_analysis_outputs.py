@@ -165,6 +165,12 @@ def test_paths_inputs_and_captions(tmp_path):
     assert (folder / "fig7_probe_size.rst").stat().st_mtime_ns == stamp
 
 
+def test_analysis_imports_no_torch():
+    modules = ", ".join(f"analysis.{p.stem}" for p in sorted((REPO / "analysis").glob("*.py")) if p.stem != "__init__")
+    code = f"import sys, {modules}; assert 'torch' not in sys.modules"
+    subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)
+
+
 def test_modules_stay_small_and_import_no_private_names():
     for path in sorted((REPO / "analysis").glob("*.py")):
         assert len(path.read_text().splitlines()) <= 450, path.name
