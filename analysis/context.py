@@ -5,6 +5,7 @@ from typing import Callable, Mapping
 
 import pandas as pd
 
+from analysis.outputs import data_path
 from analysis.tables import AnalysisError, fill_probe, load_table, split_zoos
 from pipeline.layout import Layout
 
@@ -42,8 +43,6 @@ class Context:
         """The result table ``name``; None for a missing optional one. Raises AnalysisError
         naming the file (or the table, without a layout) when a required one is missing."""
         if self._tables.get(name) is None:
-            from analysis.outputs import data_path
-
             path = None if self.layout is None else data_path(self.layout, name)
             if path is not None and path.is_file():
                 self._tables[name] = self._prepare(name, load_table(path))

@@ -7,13 +7,13 @@ Record formats (written by the zoo / fine-tune / selection stages):
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Iterable
 
 import pandas as pd
 
 from pipeline.errors import UserError
+from pipeline.layout import Expert
 
 
 class AnalysisError(UserError):
@@ -28,18 +28,20 @@ FINETUNE_COLUMNS = ["expert", "target", "shots", "lr", "test_accuracy", "seconds
 SCORE_COLUMNS = ["expert", "target", "shots", "probe", "method", "score", "seconds", "feature_seconds"]
 KEYS = ["expert", "target", "shots"]
 
-_EXPERT_ID = re.compile(r"^(?P<arch>[a-z0-9_]+)-(?P<source>[a-z0-9_]+)(?P<kind>-init|-md)?$")
-_INIT = {None: "scratch", "-init": "generalist", "-md": "multidomain"}
+# the init column's values, by the kind of pipeline.layout.Expert (the tables keep these names)
+INIT = {"scratch": "scratch", "init": "generalist", "md": "multidomain"}
 
 
 def parse_expert(expert: str) -> dict:
-    """Split an expert id into arch, source and init: ``{arch}-{source}`` (from scratch),
-    ``{arch}-{source}-init`` (from the generalist's weights) or ``{arch}-{source}-md`` (a domain of
-    the multi-domain expert)."""
-    m = _EXPERT_ID.match(expert)
-    if m is None:
-        raise AnalysisError(f"malformed expert id {expert!r} (expected {{arch}}-{{source}}[-init|-md])")
-    return {"arch": m["arch"], "source": m["source"], "init": _INIT[m["kind"]]}
+    """Split an expert id into arch, source and init (`pipeline.layout.Expert`): ``{arch}-{source}``
+    (init "scratch"), ``{arch}-{source}-init`` (from the generalist's weights: "generalist") or
+    ``{arch}-{source}-md`` (a domain of the multi-domain expert: "multidomain"). Raises
+    AnalysisError for an id of another form."""
+    try:
+        parsed = Expert.parse(expert)
+    except ValueError as err:
+        raise AnalysisError(str(err)) from None
+    return {"arch": parsed.arch, "source": parsed.source, "init": INIT[parsed.kind]}
 
 
 def is_domain_expert(expert: str) -> bool:
