@@ -2,7 +2,7 @@
 # from the registry analysis/outputs.py (one entry per output: paper, step, inputs, renderer,
 # caption); paths from pipeline.layout (LAYOUT). Needs from common.smk: LAYOUT, PROBE_SET, RESULTS,
 # EXPERTS, VARIANTS, TARGETS, MULTIDOMAIN, THETA_F, SOURCES, ARCHS, POOLS, SELECTION, SEED,
-# REFERENCE_EXPERT, data_dir, hydra_list, hydra_dict.
+# REFERENCE_EXPERT, hydra_list, hydra_dict.
 from analysis.outputs import files as output_files, outputs as analysis_outputs, step_inputs, write_captions
 from analysis.published import is_paper_zoo
 
