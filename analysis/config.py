@@ -7,14 +7,12 @@ from typing import Dict, List, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
 
-STEPS = ("tables", "evaluate", "figures", "artifacts")
-
 
 @dataclass
 class AnalysisConfig:
-    # which part of the analysis to run: one of STEPS (validated in __main__ for a clean message)
+    # which part of the analysis to run: one of analysis.outputs.STEPS (validated in __main__)
     step: str = "tables"
-    # outputs go to {results_dir}/tables and {results_dir}/figures
+    # outputs go to {results_dir}/tables, {results_dir}/figures and {results_dir}/summary.md
     results_dir: str = "results"
     # per-job JSON records written by the zoo / fine-tune / selection stages (step=tables)
     zoo_records: List[str] = field(default_factory=list)
@@ -25,11 +23,15 @@ class AnalysisConfig:
     theta_f_records: List[str] = field(default_factory=list)
     # prepared target directories (splits.json, classes.json): dataset meta-features
     target_dirs: List[str] = field(default_factory=list)
-    # expert id playing ImageNet's role in the paper, e.g. resnet-generalist (evaluate/figures)
-    generalist: str = MISSING
-    # number of selected experts fine-tuned per method (top-3 in Fig. 4 and Table 3)
+    # the expert every gain is measured against (the paper's ImageNet expert), e.g.
+    # resnet-generalist: the reference architecture trained on the generalist source
+    reference_expert: str = MISSING
+    # the main probe set, every protocol's (e.g. per_class_25: at most 25 images per class); score
+    # rows without a probe set count as this one
+    probe_set: str = MISSING
+    # number of selected experts fine-tuned per method (top-k in Fig. 4 and Table 3): its one owner
     top_k: int = 3
-    # the benchmark has a multi-domain expert (step=artifacts: Table 2, Fig. 3 and 5)
+    # the benchmark has a multi-domain expert (Table 2, Fig. 3 and 5, selection_eval_multidomain)
     multidomain: bool = False
     # Which Model's model pools: name -> architectures in it (null: every expert); empty: one pool of
     # all (set the whole mapping with `++pools={...}`: Hydra adds keys to a dict only with ++)

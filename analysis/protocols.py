@@ -1,26 +1,31 @@
-"""Evaluation protocols.
+"""Evaluation protocols shared by the four papers: one place for the maths every table and
+figure builds on.
 
-- Deshpande et al. Sec. 4.3: top-k accuracy gain (Fig. 4), trials to best and Spearman
-  correlation (Fig. 6), top-3 gain per probe size (Fig. 7, `probe_size_ablation`);
-  Pearson, Kendall tau and weighted tau as in the later transferability literature.
+- Deshpande et al. Sec. 4.3: top-k accuracy gain over the reference expert (Fig. 4), trials to
+  best and Spearman correlation (Fig. 6), top-k gain per probe size (Fig. 7,
+  `probe_size_ablation`); Pearson, Kendall tau and weighted tau as in the later
+  transferability literature.
 - Which Model to Transfer? Sec. 3, eq. 1-2: absolute / relative regret and the relative
   delta of a budget of B fine-tunes (`regret_table`).
 - PARC (Bolya et al.) Sec. 3.1, eq. 2: mean Pearson correlation over targets, mean and
-  std over the 5 probe-set draws (`parc_protocol`).
+  std over the probe-set draws (`parc_protocol`).
+
+The reference expert is the expert every gain is measured against (the paper's ImageNet
+expert; in this benchmark the reference architecture trained on the generalist source).
 
 Ties in selection scores are resolved by the EXACT expectation over uniform random
 tie-breaking rather than by an arbitrary sort order, so that results do not depend on
 row order. The ``random`` baseline is treated as if all its scores were tied, which
 gives the exact expectation over random selections instead of one seeded draw.
 
-Score tables may carry two optional columns: ``probe`` (the probe set a score was computed
-on; absent means "default") and ``tie_draw`` (equally likely alternatives of a randomised
-strategy, see analysis.strategies: every metric is averaged over them, which is exact for
-expectations).
+Score tables carry a ``probe`` column (the probe set a score was computed on; fill a table
+without one with `analysis.tables.fill_probe`) and may carry ``tie_draw`` (equally likely
+alternatives of a randomised strategy, see analysis.strategies: every metric is averaged over
+them, which is exact for expectations). The main probe set (``per_class_25`` in the paper) is
+always passed in: it is the analysis config's ``probe_set``.
 """
 from __future__ import annotations
 
-import re
 from math import comb
 
 import numpy as np
@@ -28,11 +33,9 @@ import pandas as pd
 from scipy.stats import kendalltau, pearsonr, spearmanr, weightedtau
 
 from analysis.tables import KEYS, AnalysisError, best_finetune, shots_order
+from pipeline.layout import PROBE_ALL, is_parc_draw, probe_per_class
 
 RANDOM = "random"
-DEFAULT_PROBE = "default"  # at most 25 images per class (Deshpande Sec. 3): every protocol's default
-ABLATION_PROBES = (DEFAULT_PROBE, "per_class_50", "all")  # Deshpande Fig. 7
-PARC_DRAW = re.compile(r"^parc_draw\d+$")  # PARC Sec. 3.1: 500-image probe sets, 5 draws
 ACCURACY_SCALE = 100.0  # fine-tuned accuracies are percentages; eq. 2 of Which Model needs [0, 1]
 CORRELATIONS = ("spearman", "pearson", "kendall", "weighted_tau")
 
@@ -149,27 +152,30 @@ def relative_delta(s1, s2, scale: float = ACCURACY_SCALE) -> float:
     return 0.0 if den == 0 and num == 0 else float(num / den)
 
 
-def probe_rows(scores_df: pd.DataFrame, probe: str = DEFAULT_PROBE) -> pd.DataFrame:
-    """The rows of a score table computed on ``probe``; a table without a ``probe`` column
-    (or a missing value in it) counts as the default probe."""
-    if "probe" not in scores_df:
-        return scores_df if probe == DEFAULT_PROBE else scores_df.iloc[:0]
-    return scores_df[scores_df["probe"].fillna(DEFAULT_PROBE).astype(str) == probe]
+def probe_rows(scores_df: pd.DataFrame, probe: str) -> pd.DataFrame:
+    """The rows of a score table computed on the probe set ``probe``. Raises AnalysisError when
+    the table has no ``probe`` column (fill it with `analysis.tables.fill_probe`)."""
+    return scores_df[_probe_column(scores_df) == probe]
 
 
 def probes_present(scores_df: pd.DataFrame) -> set[str]:
-    """The probe sets a score table has rows for."""
+    """The probe sets a score table (with a ``probe`` column) has rows for."""
+    return set(_probe_column(scores_df))
+
+
+def _probe_column(scores_df: pd.DataFrame) -> pd.Series:
     if "probe" not in scores_df:
-        return {DEFAULT_PROBE} if len(scores_df) else set()
-    return set(scores_df["probe"].fillna(DEFAULT_PROBE).astype(str))
+        raise AnalysisError("the score table has no probe column; fill it with analysis.tables.fill_probe "
+                            "(a missing probe reads as the main probe set)")
+    return scores_df["probe"].astype(str)
 
 
-def candidate_groups(finetune_df: pd.DataFrame, scores_df: pd.DataFrame, probe: str = DEFAULT_PROBE):
+def candidate_groups(finetune_df: pd.DataFrame, scores_df: pd.DataFrame, probe: str):
     """Yield ``(method, target, shots, draws)`` per (method, target, shots) of the ``probe`` rows.
 
     The candidate pool is every expert with both a score and a fine-tune result for that
     (target, shots); experts with a NaN score are left out. ``draws`` lists one
-    ``(scores, best fine-tuned accuracies)`` pair per equally likely ``tie_draw`` (one pair
+    ``(scores, best fine-tuned accuracies in %)`` pair per equally likely ``tie_draw`` (one pair
     without that column), experts in the same order in every pair. ``random`` is given
     all-tied scores (the expectation over random selections).
     """
@@ -188,26 +194,30 @@ def _draw_mean(per_draw: list[dict]) -> dict[str, float]:
     return {key: float(np.mean([m[key] for m in per_draw])) for key in per_draw[0]}
 
 
-def generalist_accuracy(best: pd.DataFrame, generalist: str) -> pd.Series:
-    """Best fine-tuned accuracy of the generalist expert per (target, shots)."""
-    g = best[best["expert"] == generalist]
+def reference_accuracy(best: pd.DataFrame, reference_expert: str) -> pd.Series:
+    """Best fine-tuned accuracy (%) of the reference expert per (target, shots), from a
+    `best_finetune` table. Raises AnalysisError when the expert has no fine-tune result."""
+    g = best[best["expert"] == reference_expert]
     if g.empty:
         known = ", ".join(sorted(best["expert"].unique())) or "none"
-        raise AnalysisError(f"generalist expert {generalist!r} not in the fine-tune table (experts: {known})")
+        raise AnalysisError(f"reference expert {reference_expert!r} not in the fine-tune table (experts: {known}); "
+                            f"set reference_expert=<expert id>")
     return g.set_index(["target", "shots"])["test_accuracy"]
 
 
-def evaluate_selection(finetune_df: pd.DataFrame, scores_df: pd.DataFrame, generalist: str,
-                       k: int = 3, probe: str = DEFAULT_PROBE) -> pd.DataFrame:
-    """Per (method, target, shots) of the ``probe`` rows: spearman, pearson, kendall,
-    weighted_tau, top{k}_gain, trials_to_best, n_experts (candidates: see candidate_groups).
-    """
-    gen_acc = generalist_accuracy(best_finetune(finetune_df), generalist)
+def evaluate_selection(finetune_df: pd.DataFrame, scores_df: pd.DataFrame, reference_expert: str,
+                       k: int, probe: str) -> pd.DataFrame:
+    """Deshpande et al. Sec. 4.3, per (method, target, shots) of the ``probe`` rows: spearman,
+    pearson, kendall, weighted_tau (higher = better), top{k}_gain (percentage points of the best
+    of the method's top-k experts over ``reference_expert``; higher = better), trials_to_best
+    (lower = better, 1 is perfect), n_experts (candidates: see candidate_groups). Raises
+    AnalysisError when the reference expert has no fine-tune result."""
+    ref_acc = reference_accuracy(best_finetune(finetune_df), reference_expert)
     rows = []
     for method, target, shots, draws in candidate_groups(finetune_df, scores_df, probe):
-        gen = gen_acc.get((target, shots), np.nan)
+        ref = ref_acc.get((target, shots), np.nan)
         metrics = _draw_mean([{**correlations(s, acc, random=method == RANDOM),
-                               f"top{k}_gain": expected_topk_max(s, acc, k) - gen,
+                               f"top{k}_gain": expected_topk_max(s, acc, k) - ref,
                                "trials_to_best": expected_trials_to_best(s, acc)} for s, acc in draws])
         rows.append({"method": method, "target": target, "shots": shots, **metrics, "n_experts": len(draws[0][1])})
     cols = ["method", "target", "shots", *CORRELATIONS, f"top{k}_gain", "trials_to_best", "n_experts"]
@@ -217,7 +227,7 @@ def evaluate_selection(finetune_df: pd.DataFrame, scores_df: pd.DataFrame, gener
 REGRET_COLUMNS = ["method", "target", "shots", "budget", "abs_regret", "rel_regret", "rel_delta"]
 
 
-def regret_table(finetune_df: pd.DataFrame, scores_df: pd.DataFrame, probe: str = DEFAULT_PROBE) -> pd.DataFrame:
+def regret_table(finetune_df: pd.DataFrame, scores_df: pd.DataFrame, probe: str) -> pd.DataFrame:
     """Regret of fine-tuning the top-B experts of every method / strategy (Which Model to
     Transfer? Sec. 3), per (method, target, shots) and budget B = 1..n_experts:
 
@@ -228,6 +238,8 @@ def regret_table(finetune_df: pd.DataFrame, scores_df: pd.DataFrame, probe: str 
       Delta(m1, m2) = (s(m1) - s(m2)) / (1 - min(s(m1), s(m2))) with accuracies in [0, 1];
     - rel_delta = Delta(s(m), s(Random)): the method against Random selection at the same
       budget (positive = better than Random), eq. 2 between two strategies.
+
+    Regrets: lower = better, 0 = the best expert is in the top-B set.
     """
     rows = []
     for method, target, shots, draws in candidate_groups(finetune_df, scores_df, probe):
@@ -259,7 +271,7 @@ def parc_protocol(finetune_df: pd.DataFrame, scores_df: pd.DataFrame) -> pd.Data
     Methods without "parc_draw*" rows are absent; no such rows gives an empty table.
     Targets where the correlation is undefined (constant input) are left out of the mean.
     """
-    draws = sorted(p for p in probes_present(scores_df) if PARC_DRAW.match(p))
+    draws = sorted(p for p in probes_present(scores_df) if is_parc_draw(p))
     rows = [{"method": method, "shots": shots, "draw": probe, "target": target,
              "pc": 100 * _draw_mean([correlations(s, acc, method == RANDOM, ("pearson",))
                                      for s, acc in pairs])["pearson"]}
@@ -272,31 +284,39 @@ def parc_protocol(finetune_df: pd.DataFrame, scores_df: pd.DataFrame) -> pd.Data
     return order_rows(out, method=method_order(out["method"]), shots=shots_order(out["shots"]))[PARC_COLUMNS]
 
 
-def probe_size_ablation(finetune_df: pd.DataFrame, scores_df: pd.DataFrame, generalist: str,
-                        k: int = 3) -> pd.DataFrame:
-    """Deshpande et al. Fig. 7: per method, shots and probe in ABLATION_PROBES, the mean over
-    targets of the top-k gain over the generalist (columns method, shots, probe,
-    top{k}_gain, n_targets). Only methods with rows on a non-default probe; empty (with its
-    header) when the score table has no such rows."""
+def ablation_probes(scores_df: pd.DataFrame, main_probe: str) -> list[str]:
+    """Deshpande et al. Fig. 7's probe sets present in a score table, in order of size: the main
+    probe set, every other ``per_class_<k>`` by increasing k, then ``all``."""
+    present = probes_present(scores_df) - {main_probe}
+    per_class = sorted((p for p in present if probe_per_class(p) is not None), key=probe_per_class)
+    return [main_probe, *per_class, *([PROBE_ALL] if PROBE_ALL in present else [])]
+
+
+def probe_size_ablation(finetune_df: pd.DataFrame, scores_df: pd.DataFrame, reference_expert: str,
+                        k: int, main_probe: str) -> pd.DataFrame:
+    """Deshpande et al. Fig. 7: per method, shots and probe set (`ablation_probes`), the mean over
+    targets of the top-k gain over the reference expert (percentage points, higher = better;
+    columns method, shots, probe, top{k}_gain, n_targets). Only methods with rows on a probe set
+    other than ``main_probe``; empty (with its header) when the score table has none."""
     cols = ["method", "shots", "probe", f"top{k}_gain", "n_targets"]
-    ablation = [p for p in ABLATION_PROBES[1:] if p in probes_present(scores_df)]
-    methods = {m for p in ablation for m in probe_rows(scores_df, p)["method"]}
+    probes = ablation_probes(scores_df, main_probe)
+    methods = {m for p in probes[1:] for m in probe_rows(scores_df, p)["method"]}
     sub = scores_df[scores_df["method"].isin(methods)]
-    ev = pd.concat([evaluate_selection(finetune_df, sub, generalist, k, p).assign(probe=p)
-                    for p in (DEFAULT_PROBE, *ablation)], ignore_index=True)
+    ev = pd.concat([evaluate_selection(finetune_df, sub, reference_expert, k, p).assign(probe=p)
+                    for p in probes], ignore_index=True)
     if ev.empty:
         return pd.DataFrame(columns=cols)
     out = (ev.groupby(["method", "shots", "probe"], as_index=False)[f"top{k}_gain"]
            .agg(**{f"top{k}_gain": "mean", "n_targets": "count"}))
-    return order_rows(out, method=method_order(out["method"]), shots=shots_order(out["shots"]),
-                    probe=list(ABLATION_PROBES))[cols]
+    return order_rows(out, method=method_order(out["method"]), shots=shots_order(out["shots"]), probe=probes)[cols]
 
 
-def gain_bounds(finetune_df: pd.DataFrame, generalist: str) -> pd.DataFrame:
-    """Per (target, shots): best_gain / worst_gain = max / min over experts of best
-    fine-tuned accuracy minus the generalist's (the "Best Gain" / "Worst Gain" of Fig. 4)."""
+def gain_bounds(finetune_df: pd.DataFrame, reference_expert: str) -> pd.DataFrame:
+    """Deshpande Fig. 4's "Best Gain" / "Worst Gain", per (target, shots): best_gain / worst_gain =
+    max / min over experts of the best fine-tuned accuracy minus the reference expert's
+    (percentage points), n_experts. Raises AnalysisError for an unknown reference expert."""
     best = best_finetune(finetune_df)
-    gen_acc = generalist_accuracy(best, generalist)
-    best["gain"] = best["test_accuracy"] - [gen_acc.get(key, np.nan) for key in zip(best["target"], best["shots"])]
+    ref_acc = reference_accuracy(best, reference_expert)
+    best["gain"] = best["test_accuracy"] - [ref_acc.get(key, np.nan) for key in zip(best["target"], best["shots"])]
     return (best.groupby(["target", "shots"], as_index=False, sort=False)
             .agg(best_gain=("gain", "max"), worst_gain=("gain", "min"), n_experts=("expert", "size")))

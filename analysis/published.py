@@ -15,7 +15,7 @@ names paper and table; method, dataset and shot names are this project's):
 
 `compare` puts reproduced and published values side by side with their difference; the
 ``compare_*`` adapters bring each reproduced table into the published shape. They mean something
-only on the paper benchmark (`is_paper_benchmark`): `write_comparisons` writes nothing otherwise.
+only on the paper benchmark (`is_paper_benchmark`): the outputs ``published_<name>`` exist there only.
 Guided Recommendation's benchmarks (19 fine-grained, DomainNet, VTAB) are not this benchmark's
 targets: its comparison is a reference point, not a reproduction.
 """
@@ -26,7 +26,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.tables import load_table, shots_order
+from analysis.tables import shots_order
 
 PUBLISHED_DIR = Path(__file__).resolve().parents[1] / "report" / "published"
 PAPER_SOURCES = ("resisc45", "food101", "logo2k", "landmarks_v2", "inaturalist2019", "imaterialist2019",
@@ -125,31 +125,35 @@ def compare_guided_table2(gr_table2: pd.DataFrame, shots: str = "full", benchmar
     return compare(rep, pub.rename(columns={"pearson": "value"}), ["method"])
 
 
-# published table -> (reproduced file under <results>/, adapter)
+# published table -> (the reproduced table it is compared with, adapter); each is the output
+# published_<name> of analysis.outputs, on the paper benchmark only
 COMPARISONS = {
-    "deshpande_table1": ("tables/table1_zoo_accuracy.csv", compare_deshpande_table1),
-    "deshpande_table2": ("tables/table2_multidomain.csv", compare_deshpande_table2),
-    "deshpande_table3": ("tables/compute_cost.csv", compare_deshpande_table3),
-    "parc_mean_pc": ("tables/parc_table1.csv", compare_parc_mean_pc),
-    "parc_table2": ("tables/parc_table2_modes.csv", compare_parc_table2),
-    "parc_table3": ("tables/parc_table3_depth.csv", compare_parc_table3),
-    "guided_table2": ("tables/gr_table2.csv", compare_guided_table2),
+    "deshpande_table1": ("table1_zoo_accuracy", compare_deshpande_table1),
+    "deshpande_table2": ("table2_multidomain", compare_deshpande_table2),
+    "deshpande_table3": ("compute_cost", compare_deshpande_table3),
+    "parc_mean_pc": ("parc_table1", compare_parc_mean_pc),
+    "parc_table2": ("parc_table2_modes", compare_parc_table2),
+    "parc_table3": ("parc_table3_depth", compare_parc_table3),
+    "guided_table2": ("gr_table2", compare_guided_table2),
 }
 
 
-def write_comparisons(ctx: dict, tables_dir, out_dir=None) -> list[Path]:
-    """On the paper benchmark only: ``published_<name>.csv`` (in ``out_dir``, default
-    ``tables_dir``) for every COMPARISONS entry whose reproduced table exists; returns the paths."""
-    if not is_paper_benchmark(ctx["zoo"]):
-        return []
-    results, out_dir = Path(tables_dir).parent, Path(out_dir or tables_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    paths = []
-    for name, (file, adapter) in COMPARISONS.items():
-        if (results / file).is_file():
-            paths.append(out_dir / f"published_{name}.csv")
-            adapter(load_table(results / file)).to_csv(paths[-1], index=False)
-    return paths
+def published_table(name: str):
+    """The renderer of output ``published_<name>``: ctx -> `compare` of the reproduced table
+    (read back from its CSV) with the published one."""
+    reproduced, adapter = COMPARISONS[name]
+
+    def render(ctx) -> pd.DataFrame:
+        return adapter(ctx.table(reproduced))
+    render.__doc__ = f"{adapter.__doc__.splitlines()[0]} (reads {reproduced})"
+    return render
+
+
+published_deshpande_table1, published_deshpande_table2, published_deshpande_table3 = (
+    published_table(f"deshpande_table{i}") for i in (1, 2, 3))
+published_parc_mean_pc, published_parc_table2, published_parc_table3 = (
+    published_table(n) for n in ("parc_mean_pc", "parc_table2", "parc_table3"))
+published_guided_table2 = published_table("guided_table2")
 
 
 # --------------------------------------------------------------------------- summary.md
@@ -173,35 +177,35 @@ def _by_shots(df: pd.DataFrame, value: str, index: str = "method") -> pd.DataFra
     return wide.reset_index()
 
 
-def summary_markdown(ctx: dict, tables_dir) -> str:
-    """The key numbers of a run as Markdown (for summary.md): mean over targets of Spearman,
-    Pearson, top-k gain and trials to best per method (selection_eval.csv), PARC's mean Pearson
-    over probe draws (parc_protocol.csv), the fraction of targets with zero regret at budgets
-    1-3 (wm_zero_regret.csv, else computed from ``ctx``) and, on the paper benchmark, the mean
-    absolute difference to each published table (published_*.csv). Missing tables are skipped
-    or recomputed from ``ctx``."""
-    from analysis.artifacts import WM_ZERO, pool_rankings, zero_regret_curve
+def summary_markdown(ctx) -> str:
+    """summary.md: the key numbers of a run as Markdown: mean over targets of Spearman, Pearson,
+    top-k gain and trials to best per method (selection_eval), PARC's mean Pearson over probe
+    draws (parc_protocol), the fraction of targets with zero regret at budgets 1-3
+    (wm_zero_regret's data, else computed from the tables) and, on the paper benchmark, the mean
+    absolute difference to each published table (published_*). Missing tables are skipped or
+    recomputed from the result tables."""
+    from analysis.outputs import OUTPUTS
     from analysis.protocols import evaluate_selection
-    from analysis.tables import split_zoos
-    tables_dir, k = Path(tables_dir), int(ctx.get("top_k", 3))
+    from analysis.which_model import WM_ZERO, pool_rankings, zero_regret_curve
+    k = ctx.top_k
     out = ["# Summary", ""]
-    path = tables_dir / "selection_eval.csv"
-    ev = load_table(path) if path.is_file() else evaluate_selection(
-        split_zoos(ctx["finetune"])[0], split_zoos(ctx["scores"])[0], ctx["generalist"], k)
+    ev = ctx.table("selection_eval", optional=True)
+    if ev is None:
+        ev = evaluate_selection(ctx.single("finetune"), ctx.single("scores"), ctx.reference_expert, k, ctx.probe_set)
     for value, title in (("spearman", "Spearman correlation"), ("pearson", "Pearson correlation"),
                          (f"top{k}_gain", f"top-{k} gain over the generalist (% points)"),
                          ("trials_to_best", "trials to the best expert")):
         if value in ev:
             out += [f"## Mean {title} over targets", "", _md_table(_by_shots(ev, value)), ""]
-    path = tables_dir / "parc_protocol.csv"
-    if path.is_file() and len(parc := load_table(path)):
+    parc = ctx.table("parc_protocol", optional=True)
+    if parc is not None and len(parc):
         parc = parc.assign(pearson=[f"{m:.1f} ± {s:.1f}" for m, s in zip(parc["pearson_mean"], parc["pearson_std"])])
         out += ["## PARC: mean Pearson (x100) over probe draws", "",
                 _md_table(parc.pivot(index="method", columns="shots", values="pearson")
                           .reindex(columns=shots_order(parc["shots"])).reset_index().rename_axis(columns=None)), ""]
-    path = tables_dir.parent / "figures" / "wm_zero_regret.csv"
-    zero = (load_table(path) if path.is_file()
-            else zero_regret_curve(*pool_rankings(ctx, None)).assign(pool="all"))
+    zero = ctx.table("wm_zero_regret", optional=True)
+    if zero is None:
+        zero = zero_regret_curve(*pool_rankings(ctx, None), ctx.probe_set).assign(pool="all")
     zero = zero[zero["budget"] <= 3]
     for pool, z in zero.groupby("pool", sort=False):
         wide = z.pivot_table(index="strategy", columns=["shots", "budget"], values="zero_regret_fraction")
@@ -211,7 +215,8 @@ def summary_markdown(ctx: dict, tables_dir) -> str:
         wide.columns = [f"{s}, B={b}" for s, b in columns]
         out += [f"## Fraction of targets with zero regret (pool: {pool})", "",
                 _md_table(wide.rename_axis("strategy").reset_index()), ""]
-    diffs = [(p.stem.removeprefix("published_"), load_table(p)) for p in sorted(tables_dir.glob("published_*.csv"))]
+    published = sorted(n for n in OUTPUTS if n.startswith("published_"))
+    diffs = [(n.removeprefix("published_"), d) for n in published if (d := ctx.table(n, optional=True)) is not None]
     if diffs:
         out += ["## Reproduced vs published (mean |difference| over the rows reproduced)", "",
                 _md_table(pd.DataFrame([{"table": n, "rows": int(d["difference"].notna().sum()),

@@ -26,7 +26,7 @@ from typing import Callable, Collection, Union
 import numpy as np
 import pandas as pd
 
-from analysis.protocols import DEFAULT_PROBE, RANDOM, probe_rows
+from analysis.protocols import RANDOM, probe_rows, probes_present
 
 Pool = Union[None, Collection[str], Callable[[pd.DataFrame], "pd.Series"]]
 
@@ -58,15 +58,13 @@ def restrict_pool(df: pd.DataFrame, zoo_df: pd.DataFrame, pool: Pool) -> pd.Data
     return df if experts is None else df[df["expert"].isin(experts)]
 
 
-def _candidates(scores_df: pd.DataFrame, zoo_df: pd.DataFrame, pool: Pool, method: str | None = None,
-                probe: str | None = DEFAULT_PROBE) -> pd.DataFrame:
-    """Scored rows (of ``method``, of ``probe``; None = all) of the pool's experts, with a probe column."""
+def _candidates(scores_df: pd.DataFrame, zoo_df: pd.DataFrame, pool: Pool, method: str | None,
+                probe: str | None) -> pd.DataFrame:
+    """Scored rows (of ``method``, of ``probe``; None = all) of the pool's experts."""
+    probes_present(scores_df)  # raises a clean error without a probe column
     df = scores_df if probe is None else probe_rows(scores_df, probe)
     df = restrict_pool(df.dropna(subset=["score"]), zoo_df, pool)
-    if method is not None:
-        df = df[df["method"] == method]
-    probes = df["probe"].fillna(DEFAULT_PROBE) if "probe" in df else DEFAULT_PROBE
-    return df.assign(probe=probes)
+    return df if method is None else df[df["method"] == method]
 
 
 def _frame(df: pd.DataFrame, method: str, score, tie_draw=0) -> pd.DataFrame:
@@ -78,18 +76,19 @@ def _empty() -> pd.DataFrame:
     return pd.DataFrame(columns=RANKING_COLUMNS)
 
 
-def task_aware(scores_df: pd.DataFrame, method: str = "logistic", zoo_df: pd.DataFrame | None = None,
-               pool: Pool = None) -> pd.DataFrame:
+def task_aware(scores_df: pd.DataFrame, method: str, zoo_df: pd.DataFrame | None = None,
+               pool: Pool = None, *, probe: str) -> pd.DataFrame:
     """Top-B by any score, e.g. the linear probe (`logistic`) or kNN (`knn_loo`): the method's
-    default-probe rows themselves."""
-    df = _candidates(scores_df, zoo_df, pool, method)
+    rows on the probe set ``probe`` themselves."""
+    df = _candidates(scores_df, zoo_df, pool, method, probe)
     return _frame(df, method, df["score"]) if len(df) else _empty()
 
 
-def random_strategy(scores_df: pd.DataFrame, zoo_df: pd.DataFrame | None = None, pool: Pool = None) -> pd.DataFrame:
-    """Random selection: every scored expert of every (target, shots), all tied (method
+def random_strategy(scores_df: pd.DataFrame, zoo_df: pd.DataFrame | None = None, pool: Pool = None, *,
+                    probe: str) -> pd.DataFrame:
+    """Random selection: every expert scored on ``probe`` for a (target, shots), all tied (method
     ``random``: the exact expectation over uniformly random B-subsets)."""
-    df = _candidates(scores_df, zoo_df, pool).drop_duplicates(["expert", "target", "shots"])
+    df = _candidates(scores_df, zoo_df, pool, None, probe).drop_duplicates(["expert", "target", "shots"])
     return _frame(df, RANDOM, 0.0) if len(df) else _empty()
 
 
@@ -106,7 +105,7 @@ def depth_calibrated(scores_df: pd.DataFrame, zoo_df: pd.DataFrame, pool: Pool =
     Every method but ``random`` (default: all methods), on every probe (``probe=None``) or
     one. Experts without a zoo depth get a NaN score (left out by the protocols).
     """
-    df = _candidates(scores_df, zoo_df, pool, probe=probe)
+    df = _candidates(scores_df, zoo_df, pool, None, probe)
     methods = [m for m in (df["method"].unique() if methods is None else methods) if m != RANDOM]
     df = df[df["method"].isin(methods)]
     if df.empty:
@@ -135,25 +134,27 @@ def _dense(keys: pd.Series) -> pd.Series:
     return keys.rank(method="dense")
 
 
-def task_agnostic(scores_df: pd.DataFrame, zoo_df: pd.DataFrame, pool: Pool = None) -> pd.DataFrame:
-    """The same ranking for every (target, shots), over the pool's experts scored there (by
-    any method): the dense rank of `agnostic_rank` among them (experts not in the zoo last)."""
-    df = _candidates(scores_df, zoo_df, pool).drop_duplicates(["expert", *_GROUP])
+def task_agnostic(scores_df: pd.DataFrame, zoo_df: pd.DataFrame, pool: Pool = None, *, probe: str) -> pd.DataFrame:
+    """The same ranking for every (target, shots), over the pool's experts scored there on
+    ``probe`` (by any method): the dense rank of `agnostic_rank` among them (experts not in the
+    zoo last)."""
+    df = _candidates(scores_df, zoo_df, pool, None, probe).drop_duplicates(["expert", *_GROUP])
     if df.empty:
         return _empty()
     keys = df["expert"].map(agnostic_rank(zoo_df)).fillna(0.0)
     return _frame(df, TASK_AGNOSTIC, keys.groupby([df[c] for c in _GROUP]).transform(_dense))
 
 
-def hybrid(scores_df: pd.DataFrame, zoo_df: pd.DataFrame, aware: str = "logistic", pool: Pool = None) -> pd.DataFrame:
+def hybrid(scores_df: pd.DataFrame, zoo_df: pd.DataFrame, aware: str, pool: Pool = None, *,
+           probe: str) -> pd.DataFrame:
     """Which Model Sec. 5.3: "selects both the top-1 task-agnostic model and the top-(B-1)
     task-aware models", method "hybrid_<aware>". Candidates: the pool's experts with an
     ``aware`` score for the (target, shots). Key: the task-agnostic top-1 first, then the
     others by the dense rank of their ``aware`` score, so that a task-aware pick equal to the
     task-agnostic one is skipped (no duplicates: the set always has B distinct experts).
     When several experts tie for the task-agnostic top-1, each is the first pick with equal
-    probability: one ``tie_draw`` per tied expert."""
-    df = _candidates(scores_df, zoo_df, pool, aware)
+    probability: one ``tie_draw`` per tied expert. Scores of the probe set ``probe``."""
+    df = _candidates(scores_df, zoo_df, pool, aware, probe)
     agnostic = agnostic_rank(zoo_df)
     frames = []
     for _, grp in df.groupby(_GROUP, sort=False):
@@ -165,16 +166,17 @@ def hybrid(scores_df: pd.DataFrame, zoo_df: pd.DataFrame, aware: str = "logistic
     return pd.concat(frames, ignore_index=True) if frames else _empty()
 
 
-def all_strategies(scores_df: pd.DataFrame, zoo_df: pd.DataFrame, pool: Pool = None) -> pd.DataFrame:
-    """Every strategy as extra ranking rows: task_agnostic, hybrid_<aware> for each TASK_AWARE
-    method with scores, "<m>+l" for every method on every probe, and ``random`` when the score
-    table has none. Plain methods (top-B by their scores, `task_aware`) are the score rows."""
-    frames = [task_agnostic(scores_df, zoo_df, pool),
-              *(hybrid(scores_df, zoo_df, aware, pool) for aware in TASK_AWARE
+def all_strategies(scores_df: pd.DataFrame, zoo_df: pd.DataFrame, pool: Pool = None, *, probe: str) -> pd.DataFrame:
+    """Every strategy as extra ranking rows: task_agnostic and hybrid_<aware> for each TASK_AWARE
+    method with scores (on the main probe set ``probe``), "<m>+l" for every method on every probe,
+    and ``random`` when the score table has none. Plain methods (top-B by their scores,
+    `task_aware`) are the score rows."""
+    frames = [task_agnostic(scores_df, zoo_df, pool, probe=probe),
+              *(hybrid(scores_df, zoo_df, aware, pool, probe=probe) for aware in TASK_AWARE
                 if (scores_df["method"] == aware).any()),
               depth_calibrated(scores_df, zoo_df, pool)]
     if not (scores_df["method"] == RANDOM).any():
-        frames.append(random_strategy(scores_df, zoo_df, pool))
+        frames.append(random_strategy(scores_df, zoo_df, pool, probe=probe))
     frames = [f for f in frames if len(f)]
     return pd.concat(frames, ignore_index=True) if frames else _empty()
 
@@ -189,3 +191,17 @@ def ordered(ranking_df: pd.DataFrame) -> dict[tuple, list[list[str]]]:
         by_key = grp.groupby("score")["expert"].apply(sorted)
         out[key] = [by_key[s] for s in sorted(by_key.index, reverse=True)]
     return out
+
+
+def ranked_methods(ctx) -> pd.DataFrame:
+    """Every way of ranking the single-domain experts that step=evaluate evaluates, as ranking
+    rows: the scores, the learned recommenders (`analysis.guided.learned_recommendations`) and
+    every strategy (`all_strategies` on the main probe set over the whole zoo table, whose
+    largest depth sets PARC's depth_max); computed once per context."""
+    from analysis.guided import learned_recommendations
+
+    def make():
+        scores = ctx.single("scores")
+        return pd.concat([scores, learned_recommendations(ctx),
+                          all_strategies(scores, ctx.table("zoo_accuracy"), probe=ctx.probe_set)], ignore_index=True)
+    return ctx.memo("ranked_methods", make)

@@ -7,15 +7,18 @@ Record formats (written by the zoo / fine-tune / selection stages):
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Iterable
 
 import pandas as pd
 
+from pipeline.errors import UserError
+from pipeline.layout import Expert
 
-class AnalysisError(ValueError):
-    """A user mistake (missing file, unknown expert, ...): reported without a traceback."""
+
+class AnalysisError(UserError):
+    """A user mistake (missing file, unknown expert, ...): `python -m analysis` reports it in one
+    line without a traceback (`pipeline.errors.one_line_errors`)."""
 
 
 ZOO_COLUMNS = ["expert", "arch", "source", "init", "source_test_accuracy", "source_images", "parameters", "depth", "seconds"]
@@ -24,25 +27,31 @@ MULTIDOMAIN_COLUMNS = ["variant", "source", "source_test_accuracy", "source_imag
 FINETUNE_COLUMNS = ["expert", "target", "shots", "lr", "test_accuracy", "seconds"]
 SCORE_COLUMNS = ["expert", "target", "shots", "probe", "method", "score", "seconds", "feature_seconds"]
 KEYS = ["expert", "target", "shots"]
-TABLE_FILES = {"zoo": "zoo_accuracy.csv", "finetune": "finetune.csv", "scores": "scores.csv",
-               "multidomain": "multidomain_accuracy.csv", "targets": "targets.csv"}
 
-_EXPERT_ID = re.compile(r"^(?P<arch>[a-z0-9_]+)-(?P<source>[a-z0-9_]+)(?P<kind>-init|-md)?$")
-_INIT = {None: "scratch", "-init": "generalist", "-md": "multidomain"}
+# the init column's values, by the kind of pipeline.layout.Expert (the tables keep these names)
+INIT = {"scratch": "scratch", "init": "generalist", "md": "multidomain"}
 
 
 def parse_expert(expert: str) -> dict:
-    """Split an expert id into arch, source and init: ``{arch}-{source}`` (from scratch),
-    ``{arch}-{source}-init`` (from the generalist's weights) or ``{arch}-{source}-md`` (a domain of
-    the multi-domain expert)."""
-    m = _EXPERT_ID.match(expert)
-    if m is None:
-        raise AnalysisError(f"malformed expert id {expert!r} (expected {{arch}}-{{source}}[-init|-md])")
-    return {"arch": m["arch"], "source": m["source"], "init": _INIT[m["kind"]]}
+    """Split an expert id into arch, source and init (`pipeline.layout.Expert`): ``{arch}-{source}``
+    (init "scratch"), ``{arch}-{source}-init`` (from the generalist's weights: "generalist") or
+    ``{arch}-{source}-md`` (a domain of the multi-domain expert: "multidomain"). Raises
+    AnalysisError for an id of another form."""
+    try:
+        parsed = Expert.parse(expert)
+    except ValueError as err:
+        raise AnalysisError(str(err)) from None
+    return {"arch": parsed.arch, "source": parsed.source, "init": INIT[parsed.kind]}
 
 
 def is_domain_expert(expert: str) -> bool:
     return parse_expert(expert)["init"] == "multidomain"
+
+
+def with_meta(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` with the columns arch, source, init parsed from its expert ids (`parse_expert`)."""
+    meta = pd.DataFrame(list(df["expert"].map(parse_expert)), index=df.index, columns=["arch", "source", "init"])
+    return pd.concat([df.drop(columns=[c for c in meta if c in df]), meta], axis=1)
 
 
 def split_zoos(df: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -116,21 +125,12 @@ def targets_table(target_dirs: Iterable) -> pd.DataFrame:
     return _frame(rows, TARGET_COLUMNS, "target")
 
 
-def write_tables(zoo_records, finetune_records, score_records, out_dir, multidomain_records=(),
-                 target_dirs=()) -> dict[str, Path]:
-    """Write zoo_accuracy.csv, finetune.csv, scores.csv, targets.csv (and multidomain_accuracy.csv
-    when the benchmark has a multi-domain expert) under ``out_dir``."""
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    frames = {"zoo": zoo_table(zoo_records), "finetune": finetune_table(finetune_records),
-              "scores": scores_table(score_records), "targets": targets_table(target_dirs)}
-    if multidomain_records:
-        frames["multidomain"] = multidomain_table(multidomain_records)
-    paths = {}
-    for name, df in frames.items():
-        paths[name] = out_dir / TABLE_FILES[name]
-        df.to_csv(paths[name], index=False)
-    return paths
+def fill_probe(scores_df: pd.DataFrame, main_probe: str) -> pd.DataFrame:
+    """``scores_df`` with a ``probe`` column in which a missing value (or a missing column: a score
+    table from before probe sets were named) reads as ``main_probe``, the benchmark's main probe
+    set (e.g. ``per_class_25``). Every protocol filters on that column."""
+    probe = scores_df["probe"].fillna(main_probe).astype(str) if "probe" in scores_df else main_probe
+    return scores_df.assign(probe=probe)
 
 
 def load_table(path) -> pd.DataFrame:
@@ -149,3 +149,31 @@ def best_finetune(finetune_df: pd.DataFrame) -> pd.DataFrame:
     """
     return (finetune_df.groupby(KEYS, as_index=False, sort=False)
             .agg(test_accuracy=("test_accuracy", "max"), seconds=("seconds", "sum")))
+
+
+# --------------------------------------------------------------------------- step=tables renderers
+# (`analysis.outputs`): each combines one kind of per-job record listed in ctx.records
+
+def zoo_accuracy(ctx) -> pd.DataFrame:
+    """zoo_accuracy.csv from the zoo-metrics records."""
+    return zoo_table(ctx.records["zoo"])
+
+
+def finetune(ctx) -> pd.DataFrame:
+    """finetune.csv from the fine-tune records."""
+    return finetune_table(ctx.records["finetune"])
+
+
+def scores(ctx) -> pd.DataFrame:
+    """scores.csv from the score records."""
+    return scores_table(ctx.records["scores"])
+
+
+def targets(ctx) -> pd.DataFrame:
+    """targets.csv from the prepared target directories."""
+    return targets_table(ctx.records["target_dirs"])
+
+
+def multidomain_accuracy(ctx) -> pd.DataFrame:
+    """multidomain_accuracy.csv from the multi-domain expert's records."""
+    return multidomain_table(ctx.records["multidomain"])

@@ -1,126 +1,120 @@
+# Analysis: every table and figure of the four papers. Each rule's outputs and table inputs come
+# from the registry analysis/outputs.py (one entry per output: paper, step, inputs, renderer,
+# caption); paths from pipeline.layout (LAYOUT); command lines from stage_shell.
+from analysis.outputs import files as output_files, outputs as analysis_outputs, step_inputs, write_captions
+from analysis.published import is_paper_zoo
+
+# which conditional outputs this benchmark has; the published numbers only on the paper's zoo
+ANALYSIS_CONDITIONS = dict(multidomain=bool(MULTIDOMAIN), theta_f=bool(THETA_F), paper=is_paper_zoo(SOURCES, ARCHS))
+# top-k has one owner, the analysis stage's config (with the benchmark's preset); the report's
+# captions are written from the registry with it and the paper's probe set
+TOP_K = compose("analysis", PRESET, config_dirs=config["config_dirs"]).top_k
+CAPTIONS = write_captions(LAYOUT.run_dir("analysis", "captions"), TOP_K, PROBE_SET)
+
+
+def step_outputs(step):
+    """A step's files; the main file of each output (a table, a figure's .png) goes to the report."""
+    out = []
+    for o in analysis_outputs(step, **ANALYSIS_CONDITIONS):
+        main, *data = output_files(LAYOUT, o)
+        out += [report(main, caption=CAPTIONS / f"{o.name}.rst", category=o.category), *data]
+    return out
+
+
+def step_tables(step):
+    """The tables a step reads that other steps write."""
+    return step_inputs(LAYOUT, step, **ANALYSIS_CONDITIONS)
+
+
+def analysis_identity(**extra):
+    """Who the reference expert and the paper's probe set are, for every step but tables."""
+    return identity(results_dir=RESULTS, reference_expert=REFERENCE_EXPERT, probe_set=PROBE_SET,
+                    multidomain=bool(MULTIDOMAIN), **extra)
+
+
 rule tables:
     """Combine the per-job records into long tables."""
     input:
-        zoo=expand(RESULTS / "experts/{expert}/metrics.json", expert=EXPERTS),
-        finetune=expand(RESULTS / "records/finetune/{expert}.json", expert=EXPERTS),
-        scores=expand(RESULTS / "records/scores/{expert}.json", expert=EXPERTS),
-        multidomain=expand(RESULTS / "multidomain/{variant}/metrics.json", variant=VARIANTS),
-        targets=[data_dir(t) / "splits.json" for t in TARGETS],
+        zoo=[LAYOUT.expert_metrics(e) for e in EXPERTS],
+        finetune=[LAYOUT.record("finetune", e) for e in EXPERTS],
+        scores=[LAYOUT.record("scores", e) for e in EXPERTS],
+        multidomain=[LAYOUT.multidomain_metrics(v) for v in VARIANTS],
+        targets=target_splits(),
     output:
-        zoo=table("zoo_accuracy"),
-        targets=table("targets"),
-        finetune=table("finetune"),
-        scores=table("scores"),
-        multidomain=[table("multidomain_accuracy")] if MULTIDOMAIN else [],
+        step_outputs("tables"),
     params:
-        results=RESULTS,
-        zoo=lambda wc, input: hydra_list(input.zoo),
-        finetune=lambda wc, input: hydra_list(input.finetune),
-        scores=lambda wc, input: hydra_list(input.scores),
-        multidomain=lambda wc, input: hydra_list(input.multidomain),
-        target_dirs=hydra_list([data_dir(t) for t in TARGETS]),
-        run_dir=run_dir("analysis", "tables"),
+        identity=lambda wc, input: identity(
+            results_dir=RESULTS,
+            zoo_records=list(input.zoo),
+            finetune_records=list(input.finetune),
+            score_records=list(input.scores),
+            multidomain_records=list(input.multidomain),
+            target_dirs=[LAYOUT.data_dir(t) for t in TARGETS],
+        ),
+        run_dir=LAYOUT.run_dir("analysis", "tables"),
     log:
-        RESULTS / "logs/analysis/tables.log",
+        LAYOUT.log("analysis", "tables"),
     benchmark:
-        RESULTS / "benchmarks/analysis/tables.tsv"
+        LAYOUT.benchmark("analysis", "tables")
     shell:
-        "python -m analysis preset=" + PRESET + "/analysis step=tables results_dir={params.results} 'zoo_records={params.zoo}' "
-        "'finetune_records={params.finetune}' 'score_records={params.scores}' "
-        "'multidomain_records={params.multidomain}' 'target_dirs={params.target_dirs}' "
-        "hydra.run.dir={params.run_dir} hydra.job.chdir=false > {log} 2>&1"
+        stage_shell("analysis", step="tables")
 
 
 rule evaluate:
     """Every protocol: correlations, top-k gain, trials to best (Deshpande), regret per budget
-    (Which-Model), PARC's probe draws, the probe-size ablation, and the compute cost (Table 3);
-    strategies (task-agnostic, hybrid, "+l") are evaluated beside the scores."""
+    (Which-Model), PARC's probe draws, the probe-size ablation, the compute cost (Table 3) and the
+    learned recommenders (Guided Recommendation); strategies are evaluated beside the scores."""
     input:
-        zoo=TABLES / "zoo_accuracy.csv",
-        finetune=TABLES / "finetune.csv",
-        scores=TABLES / "scores.csv",
+        step_tables("evaluate"),
     output:
-        selection=table("selection_eval"),
-        cost=table("compute_cost"),
-        regret=table("regret"),
-        parc=table("parc_protocol"),
-        ablation=table("probe_size_ablation"),
-        gr_table2=table("gr_table2"),
-        recommendations=table("recommendations"),
-        multidomain=[table("selection_eval_multidomain")] if MULTIDOMAIN else [],
+        step_outputs("evaluate"),
     params:
-        results=RESULTS,
-        generalist=REFERENCE_EXPERT,
-        run_dir=run_dir("analysis", "evaluate"),
-        top_k=3,
-        seed=SEED,
+        identity=analysis_identity(),
+        run_dir=LAYOUT.run_dir("analysis", "evaluate"),
     log:
-        RESULTS / "logs/analysis/evaluate.log",
+        LAYOUT.log("analysis", "evaluate"),
     benchmark:
-        RESULTS / "benchmarks/analysis/evaluate.tsv"
+        LAYOUT.benchmark("analysis", "evaluate")
     shell:
-        "python -m analysis preset=" + PRESET + "/analysis step=evaluate results_dir={params.results} generalist={params.generalist} "
-        "top_k={params.top_k} seed={params.seed} hydra.run.dir={params.run_dir} hydra.job.chdir=false > {log} 2>&1"
+        stage_shell("analysis", step="evaluate")
 
 
 rule figures:
-    """Figures 2, 4, 6a and 6b of the paper, each with the CSV behind it."""
+    """Deshpande Figs. 2, 4, 6a, 6b (and 8), each with the CSV behind it."""
     input:
-        zoo=TABLES / "zoo_accuracy.csv",
-        finetune=TABLES / "finetune.csv",
-        scores=TABLES / "scores.csv",
-        recommendations=TABLES / "recommendations.csv",
-        theta_f=expand(RESULTS / "records/theta_f/{expert}.npz", expert=EXPERTS) if THETA_F else [],
+        tables=step_tables("figures"),
+        theta_f=[LAYOUT.record("theta_f", e) for e in EXPERTS] if THETA_F else [],
     output:
-        figures=[
-            report(FIGURES / f"{name}.png", caption=CAPTIONS / f"{name}.rst", category="Figures")
-            for name in FIGURE_NAMES
-        ],
-        data=[FIGURES / f"{name}.csv" for name in FIGURE_NAMES],
+        step_outputs("figures"),
     params:
-        results=RESULTS,
-        generalist=REFERENCE_EXPERT,
-        run_dir=run_dir("analysis", "figures"),
-        top_k=3,
-        theta_f=lambda wc, input: f"'theta_f_records={hydra_list(input.theta_f)}'" if THETA_F else "",
+        identity=lambda wc, input: analysis_identity(theta_f_records=list(input.theta_f) or None),
+        run_dir=LAYOUT.run_dir("analysis", "figures"),
     log:
-        RESULTS / "logs/analysis/figures.log",
+        LAYOUT.log("analysis", "figures"),
     benchmark:
-        RESULTS / "benchmarks/analysis/figures.tsv"
+        LAYOUT.benchmark("analysis", "figures")
     shell:
-        "python -m analysis preset=" + PRESET + "/analysis step=figures results_dir={params.results} generalist={params.generalist} "
-        "top_k={params.top_k} {params.theta_f} hydra.run.dir={params.run_dir} hydra.job.chdir=false > {log} 2>&1"
+        stage_shell("analysis", step="figures")
 
 
 rule artifacts:
-    """Every other table and figure of the four papers (Deshpande Tables 1-3, Fig. 1, 3, 5, 7; PARC
+    """Every other table and figure of the four papers (Deshpande Tables 1-3, Figs. 1, 3, 5, 7; PARC
     Tables 1-3 and Fig. 2; Which Model's regret figures), summary.md and, on the paper benchmark,
     the published numbers beside the reproduced ones."""
     input:
-        zoo=TABLES / "zoo_accuracy.csv",
-        finetune=TABLES / "finetune.csv",
-        scores=TABLES / "scores.csv",
-        evaluated=rules.evaluate.output,
+        step_tables("artifacts"),
     output:
-        [artifact_output(name) for name in ARTIFACT_NAMES],
-        [FIGURES / f"{name}.csv" for name in ARTIFACT_NAMES if ARTIFACT_KINDS[name] == "figure"],
-        [table(f"published_{name}", category="Published numbers") for name in PUBLISHED] if IS_PAPER else [],
-        summary=report(RESULTS / "summary.md", caption=CAPTIONS / "summary.rst", category="Summary"),
+        step_outputs("artifacts"),
     params:
-        results=RESULTS,
-        generalist=REFERENCE_EXPERT,
-        top_k=3,
-        multidomain=bool(MULTIDOMAIN),
-        pools=hydra_dict({name: hydra_list(archs) if archs is not None else "null" for name, archs in POOLS.items()}),
-        run_dir=run_dir("analysis", "artifacts"),
+        # Hydra adds keys to a dict only with ++
+        identity=analysis_identity(**{"++pools": POOLS}),
+        run_dir=LAYOUT.run_dir("analysis", "artifacts"),
     log:
-        RESULTS / "logs/analysis/artifacts.log",
+        LAYOUT.log("analysis", "artifacts"),
     benchmark:
-        RESULTS / "benchmarks/analysis/artifacts.tsv"
+        LAYOUT.benchmark("analysis", "artifacts")
     shell:
-        "python -m analysis preset=" + PRESET + "/analysis step=artifacts results_dir={params.results} generalist={params.generalist} "
-        "top_k={params.top_k} multidomain={params.multidomain} '++pools={params.pools}' "
-        "hydra.run.dir={params.run_dir} hydra.job.chdir=false > {log} 2>&1"
+        stage_shell("analysis", step="artifacts")
 
 
 ANALYSIS_OUTPUTS = [

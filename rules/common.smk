@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pipeline.benchmark import uses_probe_network
 from pipeline.layout import Expert, Layout, domain_experts, per_class_probe, probe_sets, zoo_experts
-from pipeline.stages import STAGES, hydra_value, identity_overrides, stage_overrides
+from pipeline.stages import STAGES, compose, identity_overrides, stage_overrides
 
 envvars:
     "PATH",
@@ -110,47 +110,3 @@ def get_selection_inputs(wc):
     if USES_PROBE_NETWORK:
         inputs["probe_features"] = [f for t in TARGETS for f in probe_model_caches(t)]
     return inputs
-
-
-TABLES = RESULTS / "tables"
-FIGURES = RESULTS / "figures"
-FIGURE_NAMES = ["fig2_finetune_error", "fig4_top3_gain", "fig6a_trials_to_best", "fig6b_spearman"] + (
-    ["fig8_theta_f"] if THETA_F else [])
-CAPTIONS = Path(workflow.basedir) / "report" / "captions"
-
-
-def hydra_list(values):
-    return hydra_value(list(values))
-
-
-def hydra_dict(mapping):
-    return hydra_value(mapping)
-
-
-def run_dir(stage, *parts):
-    return LAYOUT.run_dir(stage, *parts)
-
-
-def data_dir(dataset):
-    return LAYOUT.data_dir(dataset)
-
-
-def table(name, category="Tables"):
-    return report(TABLES / f"{name}.csv", caption=CAPTIONS / f"{name}.rst", category=category)
-
-
-from analysis.artifacts import ARTIFACTS, artifact_names  # cheap: no matplotlib at import
-from analysis.published import COMPARISONS, is_paper_zoo
-
-ARTIFACT_NAMES = artifact_names(bool(MULTIDOMAIN))
-ARTIFACT_KINDS = {name: ARTIFACTS[name].kind for name in ARTIFACT_NAMES}
-# the published numbers are compared where the zoo is the paper's
-IS_PAPER = is_paper_zoo(SOURCES, ARCHS)
-PUBLISHED = [name for name, (file, _) in COMPARISONS.items()
-             if MULTIDOMAIN or "table2_multidomain" not in file]
-
-
-def artifact_output(name):
-    if ARTIFACT_KINDS[name] == "figure":
-        return report(FIGURES / f"{name}.png", caption=CAPTIONS / f"{name}.rst", category="Figures")
-    return table(name)

@@ -109,11 +109,9 @@ def test_paper_dag_job_counts(tmp_path):
         "probe_model": 11, "tables": 1, "evaluate": 1, "figures": 1, "artifacts": 1, "all": 1, "total": PAPER_JOBS,
     }
     # every artifact of issue 5 has a rule output, the published numbers included
-    from analysis.artifacts import artifact_names
-    from analysis.published import COMPARISONS
+    from analysis.outputs import outputs
 
-    for name in artifact_names(True) + [f"published_{n}" for n in COMPARISONS] + ["summary", "gr_table2",
-                                                                                    "fig8_theta_f"]:
+    for name in [o.name for o in outputs(multidomain=True, theta_f=True, paper=True)]:
         assert re.search(rf"/{name}\.(csv|png|md)\b", result.stdout), name
     # the grid: 30 experts x (8 full targets + 11 targets x 2 few-shot settings) x 3 lrs, and the
     # 8 domains x 8 full targets x 3 lrs

@@ -68,11 +68,11 @@ def first_run(tmp_path_factory, user_configs):
 
 @pytest.mark.e2e
 def test_pipeline_writes_every_table_and_figure(first_run):
-    from analysis.artifacts import ARTIFACTS, artifact_names
+    from analysis.outputs import files, outputs
+    from pipeline.layout import Layout
 
-    for name in artifact_names(True):  # the other papers' tables and figures
-        kind = ARTIFACTS[name].kind
-        assert (first_run / ("figures" if kind == "figure" else "tables") / f"{name}.csv").stat().st_size > 0
+    for output in outputs("artifacts", multidomain=True, theta_f=True, paper=False):  # the other papers' outputs
+        assert all(path.stat().st_size > 0 for path in files(Layout(first_run), output)), output.name
     assert "Mean Spearman" in (first_run / "summary.md").read_text()
     for name in TABLES:
         assert (first_run / "tables" / f"{name}.csv").stat().st_size > 0

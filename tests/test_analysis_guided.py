@@ -1,16 +1,17 @@
-"""Tests of the guided-recommendation recommenders (Li et al., CVPR 2023) on synthetic
+"""Guided Recommendation (analysis.guided, analysis.guided_models; Li et al., CVPR 2023) on synthetic
 result tables: leave-one-target-out isolation, what LR and the FM can learn, determinism,
 the scores-table output format and the errors on bad input."""
 import numpy as np
 import pandas as pd
 import pytest
 
+from analysis.guided import (dataset_features, design_matrix, describe_method, model_features, recommend, table2,
+                             training_labels)
+from analysis.guided_models import FactorizationMachine, fm_recommender, linear_recommender
 from analysis.protocols import evaluate_selection
-from analysis.recommender import (FactorizationMachine, dataset_features, design_matrix, describe_method,
-                                  fm_recommender, linear_recommender, model_features, recommend, table2,
-                                  training_labels)
 from analysis.tables import SCORE_COLUMNS, AnalysisError
 
+PROBE = "per_class_25"  # the main probe set
 FAST = {"fm": {"steps": 300}}
 KEY_COLS = ["expert", "target", "shots", "method"]  # enough for the isolation / format tests, which do not need a good fit
 
@@ -52,7 +53,7 @@ def synth(kind="additive", n_targets=6, seed=0, noise=0.5, with_scores=False):
             acc = 60 + offset + signal + rng.normal(0, noise)
             ft += [{"expert": e, "target": t["target"], "shots": t["shots"], "lr": lr, "test_accuracy": acc - drop,
                     "seconds": 1.0} for lr, drop in ((0.01, 1.0), (0.001, 0.0))]
-            scores += [{"expert": e, "target": t["target"], "shots": t["shots"], "probe": "default", "method": m,
+            scores += [{"expert": e, "target": t["target"], "shots": t["shots"], "probe": PROBE, "method": m,
                         "score": s, "seconds": 0.1, "feature_seconds": 1.0}
                        for m, s in (("oracle_noisy", acc + rng.normal(0, 2)), ("noise", rng.normal()),
                                     ("random", 0.0))]
@@ -61,7 +62,7 @@ def synth(kind="additive", n_targets=6, seed=0, noise=0.5, with_scores=False):
 
 
 def mean_pearson(pred, ft, method):
-    t = table2(pred, ft, methods=[method])
+    t = table2(pred, ft, methods=[method], probe=PROBE)
     return float(t.iloc[0, 3:].mean())
 
 
@@ -69,13 +70,13 @@ def mean_pearson(pred, ft, method):
 
 def test_leave_one_target_out_never_sees_the_held_out_target():
     zoo, ft, targets, scores = synth(n_targets=4, with_scores=True)
-    base = recommend(zoo, ft, scores, targets, score_methods=["oracle_noisy"], model_options=FAST)
+    base = recommend(zoo, ft, scores, targets, probe=PROBE, score_methods=["oracle_noisy"], model_options=FAST)
     rng = np.random.default_rng(1)
     for target in sorted(targets["target"].unique()):
         changed = ft.copy()
         held = changed["target"] == target
         changed.loc[held, "test_accuracy"] = rng.uniform(0, 100, held.sum())  # arbitrary, not affine
-        pred = recommend(zoo, changed, scores, targets, score_methods=["oracle_noisy"], model_options=FAST)
+        pred = recommend(zoo, changed, scores, targets, probe=PROBE, score_methods=["oracle_noisy"], model_options=FAST)
         same = base["target"] == target
         assert pred[KEY_COLS].equals(base[KEY_COLS])
         np.testing.assert_array_equal(pred.loc[same, "score"].to_numpy(), base.loc[same, "score"].to_numpy())
@@ -91,7 +92,7 @@ def test_leave_one_target_out_never_sees_the_held_out_target():
 
 def test_both_recommenders_learn_additive_meta_feature_effects():
     zoo, ft, targets = synth("additive", n_targets=6)
-    pred = recommend(zoo, ft, None, targets)
+    pred = recommend(zoo, ft, None, targets, probe=PROBE)
     assert set(pred["method"]) == {"gr_linear", "gr_fm"}
     assert mean_pearson(pred, ft, "gr_linear") > 0.95
     assert mean_pearson(pred, ft, "gr_fm") > 0.95
@@ -99,7 +100,7 @@ def test_both_recommenders_learn_additive_meta_feature_effects():
 
 def test_fm_captures_a_dataset_by_model_interaction_that_lr_cannot():
     zoo, ft, targets = synth("interaction", n_targets=10, seed=1)
-    pred = recommend(zoo, ft, None, targets)
+    pred = recommend(zoo, ft, None, targets, probe=PROBE)
     lr, fm = mean_pearson(pred, ft, "gr_linear"), mean_pearson(pred, ft, "gr_fm")
     assert fm > 0.75
     assert lr < 0.4
@@ -117,7 +118,7 @@ def test_score_features_help_when_meta_features_carry_no_signal():
                                                                                    "score"]]
     scores = (scores.drop(columns="score").merge(noisy, on=["expert", "target", "shots"])
               .pipe(lambda s: s[s["method"] == "oracle_noisy"]))
-    pred = recommend(zoo, best, scores, targets, per_score=True)
+    pred = recommend(zoo, best, scores, targets, probe=PROBE, per_score=True)
     assert {"gr_linear+scores", "gr_fm+scores", "gr_linear+oracle_noisy", "gr_fm+oracle_noisy"} <= set(pred["method"])
     own = mean_pearson(scores, best, "oracle_noisy")  # the score itself as a selection method
     assert own > 0.8
@@ -142,9 +143,9 @@ def test_fm_pairwise_term_matches_the_double_sum_and_fits_a_product():
 
 def test_deterministic_given_the_seed():
     zoo, ft, targets, scores = synth(n_targets=3, with_scores=True)
-    a = recommend(zoo, ft, scores, targets, seed=3, model_options=FAST)
-    b = recommend(zoo, ft, scores, targets, seed=3, model_options=FAST)
-    c = recommend(zoo, ft, scores, targets, seed=4, model_options=FAST)
+    a = recommend(zoo, ft, scores, targets, probe=PROBE, seed=3, model_options=FAST)
+    b = recommend(zoo, ft, scores, targets, probe=PROBE, seed=3, model_options=FAST)
+    c = recommend(zoo, ft, scores, targets, probe=PROBE, seed=4, model_options=FAST)
     pd.testing.assert_frame_equal(a.drop(columns="seconds"), b.drop(columns="seconds"))
     fm = a["method"].str.startswith("gr_fm")
     assert not np.allclose(a.loc[fm, "score"], c.loc[fm, "score"])  # FM init depends on the seed
@@ -155,18 +156,18 @@ def test_deterministic_given_the_seed():
 
 def test_output_in_the_scores_table_format_and_through_the_protocols():
     zoo, ft, targets, scores = synth(n_targets=3, with_scores=True)
-    pred = recommend(zoo, ft, scores, targets, model_options=FAST)
+    pred = recommend(zoo, ft, scores, targets, probe=PROBE, model_options=FAST)
     assert list(pred.columns) == SCORE_COLUMNS
     assert set(pred["method"]) == {"gr_linear", "gr_fm", "gr_linear+scores", "gr_fm+scores"}
-    assert (pred["probe"] == "default").all() and (pred["feature_seconds"] == 0).all()
+    assert (pred["probe"] == PROBE).all() and (pred["feature_seconds"] == 0).all()
     assert pred["score"].notna().all() and (pred["seconds"] >= 0).all()
     assert pred["shots"].map(type).eq(str).all()
     assert len(pred) == 4 * len(zoo) * len(targets)
     assert not pred.duplicated(["expert", "target", "shots", "method"]).any()
     # the predictions go through the protocols as scores do, and table2 agrees with them
-    ev = evaluate_selection(ft, pd.concat([scores, pred], ignore_index=True), "resnet-generalist")
+    ev = evaluate_selection(ft, pd.concat([scores, pred], ignore_index=True), "resnet-generalist", 3, PROBE)
     assert {"gr_fm", "gr_linear+scores"} <= set(ev["method"])
-    t_ev, t_pred = table2(ev), table2(pd.concat([scores, pred], ignore_index=True), ft)
+    t_ev, t_pred = table2(ev), table2(pd.concat([scores, pred], ignore_index=True), ft, probe=PROBE)
     pd.testing.assert_frame_equal(t_ev, t_pred)
     assert list(t_ev.columns) == ["model", "features", "method", "full", "20", "5"]
     assert list(t_ev["method"]) == ["noise", "oracle_noisy", "random", "gr_linear", "gr_linear+scores",
@@ -206,20 +207,20 @@ def test_bad_input_gives_clear_errors():
     zoo, ft, targets, scores = synth(n_targets=2, with_scores=True)
     one = ft[ft["target"] == "t0"]
     with pytest.raises(AnalysisError, match="at least 2 targets.*got 1 \\(t0\\)"):
-        recommend(zoo, one, scores, targets)
+        recommend(zoo, one, scores, targets, probe=PROBE)
     with pytest.raises(AnalysisError, match=r"zoo table lacks columns \['depth'\]"):
-        recommend(zoo.drop(columns="depth"), ft, scores, targets)
+        recommend(zoo.drop(columns="depth"), ft, scores, targets, probe=PROBE)
     with pytest.raises(AnalysisError, match=r"targets table lacks columns \['difficulty'\]"):
-        recommend(zoo, ft, scores, targets.drop(columns="difficulty"))
+        recommend(zoo, ft, scores, targets.drop(columns="difficulty"), probe=PROBE)
     with pytest.raises(AnalysisError, match=r"fine-tune table lacks columns \['test_accuracy'\]"):
-        recommend(zoo, ft.drop(columns="test_accuracy"), scores, targets)
+        recommend(zoo, ft.drop(columns="test_accuracy"), scores, targets, probe=PROBE)
     with pytest.raises(AnalysisError, match="no meta-features in the targets table"):
-        recommend(zoo, ft, scores, targets[targets["shots"] != "5"])
+        recommend(zoo, ft, scores, targets[targets["shots"] != "5"], probe=PROBE)
     with pytest.raises(AnalysisError, match="no row in the zoo table"):
-        recommend(zoo.iloc[1:], ft, scores, targets)
-    with pytest.raises(AnalysisError, match="score methods \\['parc'\\] have no default-probe scores"):
-        recommend(zoo, ft, scores, targets, score_methods=["parc"])
+        recommend(zoo.iloc[1:], ft, scores, targets, probe=PROBE)
+    with pytest.raises(AnalysisError, match="score methods \\['parc'\\] have no per_class_25 scores"):
+        recommend(zoo, ft, scores, targets, probe=PROBE, score_methods=["parc"])
     with pytest.raises(AnalysisError, match="unknown label"):
-        recommend(zoo, ft, scores, targets, label="rank")
+        recommend(zoo, ft, scores, targets, probe=PROBE, label="rank")
     with pytest.raises(AnalysisError, match="needs finetune_df"):
         table2(scores)

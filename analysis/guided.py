@@ -36,7 +36,7 @@ What the paper leaves open, and the choices made here:
   score, percent) of one fixed backbone, the reference expert, on that (target, shots)'s probe
   set; higher = easier (the paper's "MS score calculated with a fixed backbone", Sec. 3.3;
   built by `difficulty_table`). Training data only: the test sets stay hidden.
-- Score features: each method's default-probe score, z-scored per (target, shots) over the
+- Score features: each method's score on the main probe set, z-scored per (target, shots) over the
   experts (a per-target monotone rescaling does not change what a score ranks, and raw
   scales differ by orders of magnitude between methods and targets).
 - LR: ridge regression with a small penalty (alpha=1 on the summed squared error, intercept
@@ -50,13 +50,14 @@ What the paper leaves open, and the choices made here:
 """
 from __future__ import annotations
 
-import time
-from typing import Callable, Iterable, Sequence
+import logging
+from typing import Iterable, Sequence
 
 import numpy as np
 import pandas as pd
 
-from analysis.protocols import DEFAULT_PROBE, RANDOM, candidate_groups, method_order, pearson, probe_rows
+from analysis.guided_models import RECOMMENDERS, leave_one_target_out
+from analysis.protocols import RANDOM, candidate_groups, method_order, pearson, probe_rows
 from analysis.tables import KEYS, AnalysisError, best_finetune, shots_order
 
 PREFIX = "gr_"
@@ -69,6 +70,7 @@ FINETUNE_REQUIRED = ["expert", "target", "shots", "test_accuracy"]
 SCORE_REQUIRED = ["expert", "target", "shots", "method", "score"]
 OUTPUT_COLUMNS = ["expert", "target", "shots", "probe", "method", "score", "seconds", "feature_seconds"]
 LABELS = ("zscore", "accuracy")
+log = logging.getLogger("analysis")
 
 
 # --------------------------------------------------------------------------- inputs
@@ -101,11 +103,11 @@ def _one_hot(values: pd.Series, name: str) -> pd.DataFrame:
 DIFFICULTY_METHODS = ("logistic", "knn_loo", "logme")  # linear probe first, as the paper suggests
 
 
-def difficulty_table(targets_df: pd.DataFrame, scores_df: pd.DataFrame, backbone: str) -> pd.DataFrame:
+def difficulty_table(targets_df: pd.DataFrame, scores_df: pd.DataFrame, backbone: str, probe: str) -> pd.DataFrame:
     """targets_df (target, shots, images, classes) plus ``difficulty``: the score of the fixed
-    `backbone` expert per (target, shots) on the default probe set, by the first method of
+    `backbone` expert per (target, shots) on the probe set ``probe``, by the first method of
     DIFFICULTY_METHODS the benchmark computes (missing, i.e. the training mean, if none)."""
-    sc = probe_rows(scores_df)
+    sc = probe_rows(scores_df, probe)
     sc = sc[sc["expert"] == backbone]
     method = next((m for m in DIFFICULTY_METHODS if (sc["method"] == m).any()), None)
     if method is None:
@@ -146,16 +148,16 @@ def model_features(zoo_df: pd.DataFrame) -> pd.DataFrame:
     return out
 
 
-def score_features(scores_df: pd.DataFrame | None, methods: Sequence[str]) -> pd.DataFrame:
-    """Additional features U (Sec. 3.3): per method in ``methods``, its default-probe score
+def score_features(scores_df: pd.DataFrame | None, methods: Sequence[str], probe: str) -> pd.DataFrame:
+    """Additional features U (Sec. 3.3): per method in ``methods``, its score on ``probe``
     z-scored per (target, shots) over the experts (population std; constant group -> 0),
     one column ``score=<method>`` per method, indexed by (expert, target, shots)."""
     if not methods:
         return pd.DataFrame(index=pd.MultiIndex.from_tuples([], names=KEYS))
-    df = probe_rows(_require(scores_df, SCORE_REQUIRED, "scores"), DEFAULT_PROBE)
+    df = probe_rows(_require(scores_df, SCORE_REQUIRED, "scores"), probe)
     df = df[df["method"].isin(methods)].dropna(subset=["score"])
     if df.duplicated(KEYS + ["method"]).any():
-        raise AnalysisError("guided recommendation: the scores table has several default-probe rows for one "
+        raise AnalysisError(f"guided recommendation: the scores table has several {probe} rows for one "
                             "(expert, target, shots, method); keep one row per score")
     grouped = df.groupby(["method", "target", "shots"])["score"]
     std = grouped.transform(lambda x: x.std(ddof=0))
@@ -166,20 +168,22 @@ def score_features(scores_df: pd.DataFrame | None, methods: Sequence[str]) -> pd
     return wide
 
 
-def available_score_methods(scores_df: pd.DataFrame | None) -> list[str]:
-    """Methods with default-probe scores that can serve as features: all but ``random``
+def available_score_methods(scores_df: pd.DataFrame | None, probe: str) -> list[str]:
+    """Methods with scores on ``probe`` that can serve as features: all but ``random``
     (constant by construction) and this module's own predictions (``gr_*``)."""
     if scores_df is None or len(scores_df) == 0 or "method" not in scores_df:
         return []
-    methods = probe_rows(scores_df, DEFAULT_PROBE).dropna(subset=["score"])["method"].astype(str).unique()
+    methods = probe_rows(scores_df, probe).dropna(subset=["score"])["method"].astype(str).unique()
     return sorted(m for m in methods if m != RANDOM and not m.startswith(PREFIX))
 
 
 def design_matrix(rows: pd.DataFrame, zoo_df: pd.DataFrame, targets_df: pd.DataFrame,
-                  scores_df: pd.DataFrame | None = None, score_methods: Sequence[str] = ()) -> pd.DataFrame:
+                  scores_df: pd.DataFrame | None = None, score_methods: Sequence[str] = (),
+                  probe: str | None = None) -> pd.DataFrame:
     """Concatenated features z = [d, m, U] (Sec. 3.2) for every (expert, target, shots) of
-    ``rows`` (same order), before per-fold standardisation. Raises when an expert is not in
-    the zoo table or a (target, shots) is not in the targets table."""
+    ``rows`` (same order), before per-fold standardisation; U from the scores on ``probe``
+    (needed with ``score_methods``). Raises when an expert is not in the zoo table or a
+    (target, shots) is not in the targets table."""
     rows = rows[KEYS].assign(shots=rows["shots"].astype(str)).reset_index(drop=True)
     m, d = model_features(zoo_df), dataset_features(targets_df)
     unknown = sorted(set(rows["expert"]) - set(m.index))
@@ -193,7 +197,9 @@ def design_matrix(rows: pd.DataFrame, zoo_df: pd.DataFrame, targets_df: pd.DataF
                             f"targets table (columns {TARGET_REQUIRED}); add them")
     parts = [d.reindex(pairs).reset_index(drop=True), m.reindex(rows["expert"]).reset_index(drop=True)]
     if score_methods:
-        u = score_features(scores_df, score_methods)
+        if probe is None:
+            raise AnalysisError("guided recommendation: score features need the probe set they were computed on")
+        u = score_features(scores_df, score_methods, probe)
         parts.append(u.reindex(pd.MultiIndex.from_frame(rows)).reset_index(drop=True))
     return pd.concat(parts, axis=1)
 
@@ -215,130 +221,6 @@ def training_labels(finetune_df: pd.DataFrame, label: str = "zscore") -> pd.Data
     return best[KEYS].assign(label=y.to_numpy()).reset_index(drop=True)
 
 
-# --------------------------------------------------------------------------- recommenders
-
-def _standardise(x_train: np.ndarray, x_test: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Standardise columns with the training rows' statistics; drop columns constant (or
-    all-missing) on them; missing values -> 0 (the training mean)."""
-    with np.errstate(all="ignore"):
-        mu, sd = np.nanmean(x_train, axis=0), np.nanstd(x_train, axis=0)
-    keep = np.isfinite(mu) & (np.nan_to_num(sd) > 1e-12)
-
-    def scale(x):
-        return np.nan_to_num((x[:, keep] - mu[keep]) / sd[keep], nan=0.0)
-
-    return scale(x_train), scale(x_test)
-
-
-def _standardise_labels(y: np.ndarray) -> tuple[np.ndarray, float, float]:
-    mu, sd = float(np.mean(y)), float(np.std(y))
-    sd = sd if sd > 0 else 1.0
-    return (y - mu) / sd, mu, sd
-
-
-def linear_recommender(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray,
-                       alpha: float = 1.0, seed: int = 0) -> np.ndarray:
-    """LR of Sec. 3.2 (the first two terms of the FM): ridge regression
-    min ||y - w0 - X w||^2 + alpha ||w||^2 on standardised features, intercept unpenalised,
-    solved in closed form (``seed`` unused: kept for a common signature)."""
-    x_train, x_test = _standardise(np.asarray(x_train, float), np.asarray(x_test, float))
-    y, mu, sd = _standardise_labels(np.asarray(y_train, float))
-    p = x_train.shape[1]
-    if p == 0:
-        return np.full(len(x_test), mu)
-    w = np.linalg.solve(x_train.T @ x_train + alpha * np.eye(p), x_train.T @ y)  # centred X: w0 = mean(y) = 0
-    return mu + sd * (x_test @ w)
-
-
-class FactorizationMachine:
-    """Second-order factorization machine (Rendle 2010), eq. in Sec. 3.2 of Li et al.:
-
-        y(z) = w0 + sum_i w_i z_i + sum_{i<j} <u_i, u_j> z_i z_j,
-
-    the pairwise term computed in O(k n) as 0.5 * sum_f [(z.U_f)^2 - (z^2).(U_f^2)].
-    Fitted by full-batch Adam on 0.5 * mean squared error + l2_linear ||w||^2 +
-    l2_factors ||U||^2 (w0 unpenalised), ``steps`` iterations, U drawn from
-    N(0, init_std^2) with ``seed``: deterministic given the seed.
-    """
-
-    def __init__(self, k: int = 8, steps: int = 1500, lr: float = 0.02, l2_linear: float = 1e-3,
-                 l2_factors: float = 1e-3, init_std: float = 0.1, seed: int = 0):
-        self.k, self.steps, self.lr = k, steps, lr
-        self.l2_linear, self.l2_factors, self.init_std, self.seed = l2_linear, l2_factors, init_std, seed
-
-    @staticmethod
-    def _predict(x, w0, w, u):
-        xu = x @ u
-        return w0 + x @ w + 0.5 * np.sum(xu ** 2 - (x ** 2) @ (u ** 2), axis=1), xu
-
-    def fit(self, x: np.ndarray, y: np.ndarray) -> "FactorizationMachine":
-        x, y = np.asarray(x, float), np.asarray(y, float)
-        n, p = x.shape
-        rng = np.random.default_rng(self.seed)
-        params = [np.array(y.mean()), np.zeros(p), rng.normal(0.0, self.init_std, (p, self.k))]
-        m = [np.zeros_like(a) for a in params]
-        v = [np.zeros_like(a) for a in params]
-        b1, b2, eps = 0.9, 0.999, 1e-8
-        x2 = x ** 2
-        for t in range(1, self.steps + 1):
-            w0, w, u = params
-            pred, xu = self._predict(x, w0, w, u)
-            r = (pred - y) / n
-            grads = [np.array(r.sum()), x.T @ r + 2 * self.l2_linear * w,
-                     x.T @ (r[:, None] * xu) - u * (x2.T @ r)[:, None] + 2 * self.l2_factors * u]
-            for i, g in enumerate(grads):
-                m[i] = b1 * m[i] + (1 - b1) * g
-                v[i] = b2 * v[i] + (1 - b2) * g * g
-                params[i] = params[i] - self.lr * (m[i] / (1 - b1 ** t)) / (np.sqrt(v[i] / (1 - b2 ** t)) + eps)
-        self.w0_, self.w_, self.u_ = params
-        return self
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        return self._predict(np.asarray(x, float), self.w0_, self.w_, self.u_)[0]
-
-
-def fm_recommender(x_train: np.ndarray, y_train: np.ndarray, x_test: np.ndarray, seed: int = 0,
-                   **fm_options) -> np.ndarray:
-    """FM of Sec. 3.2 on standardised features and standardised labels (see
-    `FactorizationMachine` for the options)."""
-    x_train, x_test = _standardise(np.asarray(x_train, float), np.asarray(x_test, float))
-    y, mu, sd = _standardise_labels(np.asarray(y_train, float))
-    fm = FactorizationMachine(seed=seed, **fm_options).fit(x_train, y)
-    return mu + sd * fm.predict(x_test)
-
-
-RECOMMENDERS: dict[str, Callable] = {"linear": linear_recommender, "fm": fm_recommender}
-
-
-# --------------------------------------------------------------------------- protocol
-
-def leave_one_target_out(rows: pd.DataFrame, features: pd.DataFrame, labels: pd.DataFrame,
-                         recommender: Callable, seed: int = 0, **options) -> pd.DataFrame:
-    """Sec. 4.2.3 (LOO): for each target of ``rows``, fit ``recommender`` on the labelled
-    rows of every OTHER target (all shot settings of the held-out target excluded) and
-    predict the held-out target's rows.
-
-    rows: (expert, target, shots) to predict; features: their design matrix (same order);
-    labels: (expert, target, shots, label) of the training history. Returns ``rows`` with
-    ``score`` (the prediction) and ``seconds`` (the fold's fit + predict time over its rows).
-    """
-    rows = rows[KEYS].reset_index(drop=True)
-    x = features.to_numpy(dtype=float)
-    lab = rows.merge(labels[KEYS + ["label"]], on=KEYS, how="left")["label"].to_numpy(dtype=float)
-    labelled = np.isfinite(lab)
-    score, seconds = np.full(len(rows), np.nan), np.full(len(rows), np.nan)
-    for target in sorted(rows["target"].unique()):
-        test = (rows["target"] == target).to_numpy()
-        train = labelled & ~test
-        if not train.any():
-            raise AnalysisError(f"guided recommendation: no fine-tune results on targets other than {target!r} "
-                                "to train on; leave-one-target-out needs at least 2 targets")
-        start = time.perf_counter()
-        score[test] = recommender(x[train], lab[train], x[test], seed=seed, **options)
-        seconds[test] = (time.perf_counter() - start) / test.sum()
-    return rows.assign(score=score, seconds=seconds)
-
-
 def _check_targets(labels: pd.DataFrame) -> None:
     targets = sorted(labels["target"].unique())
     if len(targets) < 2:
@@ -347,15 +229,16 @@ def _check_targets(labels: pd.DataFrame) -> None:
 
 
 def recommend(zoo_df: pd.DataFrame, finetune_df: pd.DataFrame, scores_df: pd.DataFrame | None,
-              targets_df: pd.DataFrame, score_methods: Iterable[str] | None = None, seed: int = 0,
+              targets_df: pd.DataFrame, *, probe: str, score_methods: Iterable[str] | None = None, seed: int = 0,
               models: Sequence[str] = MODELS, per_score: bool = False, label: str = "zscore",
               model_options: dict | None = None) -> pd.DataFrame:
-    """Guided-recommendation predictions in the format of scores.csv (default probe,
-    feature_seconds 0), one row per expert of the zoo x (target, shots) of the targets table:
+    """Guided-recommendation predictions (higher = predicted better) in the format of scores.csv
+    (probe set ``probe``, the one the score features come from; feature_seconds 0), one row per
+    expert of the zoo x (target, shots) of the targets table:
 
     - ``gr_<model>``: meta-features d, m only (Table 2 "d, m");
-    - ``gr_<model>+scores``: d, m and the scores ``score_methods`` (default: every
-      default-probe method but ``random`` and ``gr_*``; skipped when there are none);
+    - ``gr_<model>+scores``: d, m and the scores ``score_methods`` (default: every method
+      scored on ``probe`` but ``random`` and ``gr_*``; skipped when there are none);
     - ``gr_<model>+<method>`` (``per_score=True``): d, m and one score (Table 2 "d, m, S_X");
 
     for <model> in ``models`` (``linear``, ``fm``), each trained leave-one-target-out on the
@@ -369,14 +252,14 @@ def recommend(zoo_df: pd.DataFrame, finetune_df: pd.DataFrame, scores_df: pd.Dat
     labels = training_labels(finetune_df, label)
     _check_targets(labels)
     zoo, targets = _require(zoo_df, ZOO_REQUIRED, "zoo"), _require(targets_df, TARGET_REQUIRED, "targets")
-    known = available_score_methods(scores_df)
+    known = available_score_methods(scores_df, probe)
     if score_methods is None:
         score_methods = known
     else:
         score_methods = list(score_methods)
         missing = [m for m in score_methods if m not in known]
         if missing:
-            raise AnalysisError(f"guided recommendation: score methods {missing} have no default-probe scores "
+            raise AnalysisError(f"guided recommendation: score methods {missing} have no {probe} scores "
                                 f"to use as features (available: {known or 'none'})")
     design_matrix(labels, zoo, targets)  # every fine-tuned expert / (target, shots) has meta-features
     rows = (zoo[["expert"]].merge(targets[["target", "shots"]], how="cross")[KEYS]
@@ -389,10 +272,10 @@ def recommend(zoo_df: pd.DataFrame, finetune_df: pd.DataFrame, scores_df: pd.Dat
     options = model_options or {}
     frames = []
     for suffix, methods in feature_sets.items():
-        x = design_matrix(rows, zoo, targets, scores_df, methods)
+        x = design_matrix(rows, zoo, targets, scores_df, methods, probe)
         for model in models:
             pred = leave_one_target_out(rows, x, labels, RECOMMENDERS[model], seed, **options.get(model, {}))
-            frames.append(pred.assign(method=f"{PREFIX}{model}{suffix}", probe=DEFAULT_PROBE, feature_seconds=0.0))
+            frames.append(pred.assign(method=f"{PREFIX}{model}{suffix}", probe=probe, feature_seconds=0.0))
     return pd.concat(frames, ignore_index=True)[OUTPUT_COLUMNS]
 
 
@@ -420,7 +303,7 @@ def _pearson(method: str, scores, values) -> float:
     return pearson(scores, values)
 
 
-def _pearson_per_target(results: pd.DataFrame, finetune_df: pd.DataFrame | None) -> pd.DataFrame:
+def _pearson_per_target(results: pd.DataFrame, finetune_df: pd.DataFrame | None, probe: str | None) -> pd.DataFrame:
     """(method, target, shots, pearson) from an evaluate_selection table (its ``pearson``
     column) or from a scores-format table of predictions and the fine-tune table."""
     if "pearson" in results:
@@ -431,15 +314,17 @@ def _pearson_per_target(results: pd.DataFrame, finetune_df: pd.DataFrame | None)
                             "or pass the selection evaluation (selection_eval.csv) instead")
     ft = _require(finetune_df, FINETUNE_REQUIRED, "fine-tune")
     ft = ft.assign(seconds=ft["seconds"] if "seconds" in ft else 0.0)
+    if probe is None:
+        raise AnalysisError("table2: a table of predictions (scores format) needs the probe set to evaluate")
     preds = results.assign(shots=results["shots"].astype(str))
     rows = [{"method": method, "target": target, "shots": shots,
              "pearson": float(np.mean([_pearson(method, s, acc) for s, acc in draws]))}
-            for method, target, shots, draws in candidate_groups(ft, preds)]
+            for method, target, shots, draws in candidate_groups(ft, preds, probe)]
     return pd.DataFrame(rows, columns=["method", "target", "shots", "pearson"])
 
 
 def table2(results: pd.DataFrame, finetune_df: pd.DataFrame | None = None,
-           methods: Iterable[str] | None = None) -> pd.DataFrame:
+           methods: Iterable[str] | None = None, probe: str | None = None) -> pd.DataFrame:
     """Guided Recommendation Table 2: the mean over targets of the Pearson correlation between
     a method's scores (for ``gr_*``: predicted performance) and the best fine-tuned accuracy,
     one column per shot setting (the "benchmark"), rows: feature-based scores, then LR, then
@@ -447,11 +332,11 @@ def table2(results: pd.DataFrame, finetune_df: pd.DataFrame | None = None,
 
     ``results``: the selection evaluation (`evaluate_selection`, selection_eval.csv: its
     per-target ``pearson``) or predictions in the scores format (with ``finetune_df``; the
-    correlation is `analysis.protocols.pearson` on the default probe). ``methods``: the
+    correlation is `analysis.protocols.pearson` on the probe set ``probe``). ``methods``: the
     methods to show (default: all). Targets with an undefined correlation are left out of
     the mean. Columns: model, features, method, then the shot settings.
     """
-    per_target = _pearson_per_target(results, finetune_df)
+    per_target = _pearson_per_target(results, finetune_df, probe)
     if methods is not None:
         per_target = per_target[per_target["method"].isin(list(methods))]
     shots = shots_order(per_target["shots"])
@@ -469,3 +354,35 @@ def table2(results: pd.DataFrame, finetune_df: pd.DataFrame | None = None,
             f != "d, m", f != "d, m, scores", f) for m, f, meth in zip(wide["model"], wide["features"], wide["method"])]
     order = sorted(range(len(wide)), key=lambda i: key[i])
     return wide.iloc[order].reset_index(drop=True)[["model", "features", "method", *shots]]
+
+
+# --------------------------------------------------------------------------- outputs
+
+def learned_recommendations(ctx) -> pd.DataFrame:
+    """The recommenders' predictions on this benchmark (`recommend`, leave-one-target-out on the
+    single-domain zoo's fine-tunes, dataset difficulty from the reference expert's scores), in
+    the scores table's format; no rows, with a warning, when there are fewer than 2 fine-tuned
+    targets or a (target, shots) lacks a row in targets.csv (written once per context)."""
+    def make():
+        finetune, scores = ctx.single("finetune"), ctx.single("scores")
+        targets = ctx.table("targets", optional=True)
+        targets = (difficulty_table(targets, scores, ctx.reference_expert, ctx.probe_set) if targets is not None
+                   else pd.DataFrame(columns=["target", "shots"]))
+        if finetune["target"].nunique() >= 2 and set(zip(finetune["target"], finetune["shots"])) <= set(
+                zip(targets["target"], targets["shots"])):
+            return recommend(ctx.single("zoo_accuracy"), finetune, scores, targets, probe=ctx.probe_set,
+                             seed=ctx.seed)
+        log.warning("no learned recommenders: they need 2 or more fine-tuned targets, each in targets.csv")
+        return scores.iloc[:0]
+    return ctx.memo("learned_recommendations", make)
+
+
+def recommendations(ctx) -> pd.DataFrame:
+    """recommendations.csv: `learned_recommendations` (methods gr_*), scores.csv's columns."""
+    return learned_recommendations(ctx)
+
+
+def gr_table2(ctx) -> pd.DataFrame:
+    """Guided Recommendation Table 2 (`table2`) of the scores and the learned recommenders."""
+    predictions = pd.concat([ctx.single("scores"), learned_recommendations(ctx)], ignore_index=True)
+    return table2(predictions, ctx.single("finetune"), probe=ctx.probe_set)

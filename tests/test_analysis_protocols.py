@@ -1,5 +1,6 @@
-"""Tests of the regret / correlation / PARC / probe-size protocols and of the model-search
-strategies on small synthetic tables with hand-computed expectations."""
+"""The shared protocols (analysis.protocols: correlations, regret, PARC's draws, the probe-size
+ablation) and the model-search strategies (analysis.strategies) on small synthetic tables with
+hand-computed expectations; step=evaluate end to end."""
 import subprocess
 import sys
 from pathlib import Path
@@ -11,14 +12,16 @@ from omegaconf import OmegaConf
 
 from analysis.__main__ import run
 from analysis.config import AnalysisConfig
+from analysis.tables import AnalysisError, fill_probe
 from analysis.protocols import (correlations, evaluate_selection, parc_protocol, probe_size_ablation,
                                 regret_table, relative_delta)
-from analysis.strategies import (agnostic_rank, all_strategies, arch_pool, depth_calibrated, hybrid, ordered,
+from analysis.strategies import (agnostic_rank, arch_pool, depth_calibrated, hybrid, ordered,
                                  task_agnostic)
 
 REPO = Path(__file__).resolve().parents[1]
 A, B, C, D = "resnet-a", "densenet-b", "resnet-gen", "densenet-c"
 GEN = C
+PROBE = "per_class_25"  # the main probe set
 ACC = {A: 90.0, B: 80.0, C: 70.0, D: 60.0}  # best fine-tuned accuracy on every target
 # task-agnostic order B (best source accuracy), C (tie on accuracy: most images),
 # D (tie with A on accuracy and images: more parameters), A
@@ -65,25 +68,28 @@ def test_correlations_by_hand():
     assert correlations([5, 1, 3], [1, 2, 3], random=True) == dict.fromkeys(c, 0.0)
 
 
-def test_evaluate_selection_new_columns_and_default_probe():
-    sc = pd.concat([_scores(("m", "t", "default", M), ("random", "t", "default", {A: 9, B: 1, C: 2, D: 3})),
-                    # another probe: must not leak into the default evaluation
+def test_evaluate_selection_columns_and_main_probe():
+    sc = pd.concat([_scores(("m", "t", PROBE, M), ("random", "t", PROBE, {A: 9, B: 1, C: 2, D: 3})),
+                    # another probe: must not leak into the main probe set's evaluation
                     _scores(("m", "t", "per_class_50", {A: 0, B: 1, C: 2, D: 3}))])
-    ev = evaluate_selection(_finetune(["t"]), sc, GEN, k=1).set_index("method")
+    ev = evaluate_selection(_finetune(["t"]), sc, GEN, 1, PROBE).set_index("method")
     assert list(ev.columns[2:]) == ["spearman", "pearson", "kendall", "weighted_tau", "top1_gain",
                                     "trials_to_best", "n_experts"]
     assert ev.loc["m", "pearson"] == pytest.approx(0.8) and ev.loc["m", "kendall"] == pytest.approx(2 / 3)
     assert ev.loc["m", "weighted_tau"] == pytest.approx(11 / 15) and ev.loc["m", "top1_gain"] == 20.0
     assert (ev.loc["random", ["spearman", "pearson", "kendall", "weighted_tau"]] == 0).all()
     assert ev.loc["random", "top1_gain"] == pytest.approx(75 - 70)  # mean over experts
-    # no probe column at all: every row is the default probe
-    ev2 = evaluate_selection(_finetune(["t"]), sc[sc["probe"] == "default"].drop(columns="probe"), GEN, k=1)
+    # no probe column at all: every row is the main probe set, once filled; unfilled, a clean error
+    old = sc[sc["probe"] == PROBE].drop(columns="probe")
+    ev2 = evaluate_selection(_finetune(["t"]), fill_probe(old, PROBE), GEN, 1, PROBE)
     pd.testing.assert_frame_equal(ev2, ev.reset_index()[ev2.columns])
+    with pytest.raises(AnalysisError, match="no probe column"):
+        evaluate_selection(_finetune(["t"]), old, GEN, 1, PROBE)
 
 
 def test_regret_with_ties_and_random():
-    sc = _scores(("tie", "t", "default", {A: 1, B: 2, C: 2, D: 2}), ("random", "t", "default", M))
-    rg = regret_table(_finetune(["t"]), sc)
+    sc = _scores(("tie", "t", PROBE, {A: 1, B: 2, C: 2, D: 2}), ("random", "t", PROBE, M))
+    rg = regret_table(_finetune(["t"]), sc, PROBE)
     assert list(rg.columns) == ["method", "target", "shots", "budget", "abs_regret", "rel_regret", "rel_delta"]
     tie = _regret(rg, "tie")
     # B=1: one of the tied {80, 70, 60}; B=2: two of them, max 80, 80, 70; B=3: all three
@@ -106,33 +112,33 @@ def test_regret_with_ties_and_random():
 def test_task_agnostic_tie_breaking():
     key = agnostic_rank(ZOO)
     assert sorted(ZOO["expert"], key=lambda e: -key[e]) == [B, C, D, A]
-    sc = _scores(("m", "t", "default", M))
-    assert ordered(task_agnostic(sc, ZOO))[("task_agnostic", "t", "full", "default", 0)] == [[B], [C], [D], [A]]
+    sc = _scores(("m", "t", PROBE, M))
+    assert ordered(task_agnostic(sc, ZOO, probe=PROBE))[("task_agnostic", "t", "full", PROBE, 0)] == [[B], [C], [D], [A]]
     # without source_images C and A, D tie on accuracy: parameters decide (D 20, A 10, C 1)
     key = agnostic_rank(ZOO.drop(columns="source_images"))
     assert key[B] > key[D] > key[A] > key[C]
     # a full tie stays a tie: top-1 is one of them at random
     zoo = ZOO.assign(parameters=[10, 5, 1, 10], source_images=[1000, 500, 2000, 1000])
-    ta = task_agnostic(sc, zoo)
-    assert ordered(ta)[("task_agnostic", "t", "full", "default", 0)] == [[B], [C], [D, A]]  # ids sorted
-    rg = _regret(regret_table(_finetune(["t"]), ta), "task_agnostic")
+    ta = task_agnostic(sc, zoo, probe=PROBE)
+    assert ordered(ta)[("task_agnostic", "t", "full", PROBE, 0)] == [[B], [C], [D, A]]  # ids sorted
+    rg = _regret(regret_table(_finetune(["t"]), ta, PROBE), "task_agnostic")
     # B=3: B, C and one of A (90), D (60) -> E[max] = (90 + 80) / 2
     assert rg["abs_regret"].to_dict() == pytest.approx({1: 10.0, 2: 10.0, 3: 5.0, 4: 0.0})
     # a pool: the densenets only
-    ta = task_agnostic(sc, ZOO, pool=arch_pool("densenet"))
-    assert ordered(ta)[("task_agnostic", "t", "full", "default", 0)] == [[B], [D]]
+    ta = task_agnostic(sc, ZOO, pool=arch_pool("densenet"), probe=PROBE)
+    assert ordered(ta)[("task_agnostic", "t", "full", PROBE, 0)] == [[B], [D]]
 
 
 def test_hybrid_skips_the_duplicate():
-    sc = _scores(("logistic", "t", "default", LOGISTIC), ("knn_loo", "t", "default", KNN))
-    hy = hybrid(sc, ZOO, "logistic")
+    sc = _scores(("logistic", "t", PROBE, LOGISTIC), ("knn_loo", "t", PROBE, KNN))
+    hy = hybrid(sc, ZOO, "logistic", probe=PROBE)
     # the task-agnostic pick B is also logistic's top-1: B=2 takes the next one, A
-    assert ordered(hy)[("hybrid_logistic", "t", "full", "default", 0)] == [[B], [A], [D], [C]]
-    assert _regret(regret_table(_finetune(["t"]), hy), "hybrid_logistic")["abs_regret"].to_dict() == {
+    assert ordered(hy)[("hybrid_logistic", "t", "full", PROBE, 0)] == [[B], [A], [D], [C]]
+    assert _regret(regret_table(_finetune(["t"]), hy, PROBE), "hybrid_logistic")["abs_regret"].to_dict() == {
         1: 10.0, 2: 0.0, 3: 0.0, 4: 0.0}
-    hk = hybrid(sc, ZOO, "knn_loo")
-    assert ordered(hk)[("hybrid_knn_loo", "t", "full", "default", 0)] == [[B], [C], [D], [A]]
-    rg = regret_table(_finetune(["t"]), pd.concat([sc, hk]))
+    hk = hybrid(sc, ZOO, "knn_loo", probe=PROBE)
+    assert ordered(hk)[("hybrid_knn_loo", "t", "full", PROBE, 0)] == [[B], [C], [D], [A]]
+    rg = regret_table(_finetune(["t"]), pd.concat([sc, hk]), PROBE)
     assert _regret(rg, "hybrid_knn_loo")["abs_regret"].to_dict() == {1: 10.0, 2: 10.0, 3: 10.0, 4: 0.0}
     assert _regret(rg, "knn_loo")["abs_regret"].to_dict() == {1: 20.0, 2: 20.0, 3: 0.0, 4: 0.0}
 
@@ -141,32 +147,32 @@ def test_hybrid_with_tied_task_agnostic_pick():
     # B and C tie on every task-agnostic criterion: each is the first pick half of the time
     zoo = ZOO.assign(source_test_accuracy=[80, 90, 90, 80], source_images=[1000, 500, 500, 1000],
                      parameters=[10, 5, 5, 20])
-    hy = hybrid(_scores(("logistic", "t", "default", LOGISTIC)), zoo, "logistic")
+    hy = hybrid(_scores(("logistic", "t", PROBE, LOGISTIC)), zoo, "logistic", probe=PROBE)
     o = ordered(hy)
-    assert o[("hybrid_logistic", "t", "full", "default", 0)] == [[B], [A], [D], [C]]
-    assert o[("hybrid_logistic", "t", "full", "default", 1)] == [[C], [B], [A], [D]]
-    rg = _regret(regret_table(_finetune(["t"]), hy), "hybrid_logistic")
+    assert o[("hybrid_logistic", "t", "full", PROBE, 0)] == [[B], [A], [D], [C]]
+    assert o[("hybrid_logistic", "t", "full", PROBE, 1)] == [[C], [B], [A], [D]]
+    rg = _regret(regret_table(_finetune(["t"]), hy, PROBE), "hybrid_logistic")
     # B=1: (80 + 70) / 2; B=2: ({B, A} -> 90 + {C, B} -> 80) / 2
     assert rg["abs_regret"].to_dict() == pytest.approx({1: 15.0, 2: 5.0, 3: 0.0, 4: 0.0})
-    ev = evaluate_selection(_finetune(["t"]), hy, GEN, k=2).set_index("method")
+    ev = evaluate_selection(_finetune(["t"]), hy, GEN, 2, PROBE).set_index("method")
     assert ev.loc["hybrid_logistic", "top2_gain"] == pytest.approx(85 - 70)
     assert ev.loc["hybrid_logistic", "trials_to_best"] == pytest.approx((2 + 3) / 2)
 
 
 def test_depth_calibration():
-    sc = _scores(("p", "t", "default", {A: 0, B: 0, C: 0, D: 4}), ("const", "t", "default", dict.fromkeys(ACC, 7.0)),
-                 ("p", "t", "parc_draw0", {A: 0, B: 4, C: 0, D: 0}), ("random", "t", "default", M))
+    sc = _scores(("p", "t", PROBE, {A: 0, B: 0, C: 0, D: 4}), ("const", "t", PROBE, dict.fromkeys(ACC, 7.0)),
+                 ("p", "t", "parc_draw0", {A: 0, B: 4, C: 0, D: 0}), ("random", "t", PROBE, M))
     cal = depth_calibrated(sc, ZOO)
     assert set(cal["method"]) == {"p+l", "const+l"}  # not random
     got = cal.set_index(["method", "probe", "expert"])["score"]
     # mean 1, std (ddof=1) sqrt(12/3) = 2 -> z (-.5, -.5, -.5, 1.5); depth / 100 = (.25, .5, 1, .75)
     for e, v in {A: -0.25, B: 0.0, C: 0.5, D: 2.25}.items():
-        assert got[("p+l", "default", e)] == pytest.approx(v)
+        assert got[("p+l", PROBE, e)] == pytest.approx(v)
     assert got[("p+l", "parc_draw0", B)] == pytest.approx(1.5 + 0.5)  # each probe z-scored on its own
     for e in ACC:  # constant scores: z-score 0, the depth term alone
-        assert got[("const+l", "default", e)] == pytest.approx(ZOO.set_index("expert").loc[e, "depth"] / 100)
+        assert got[("const+l", PROBE, e)] == pytest.approx(ZOO.set_index("expert").loc[e, "depth"] / 100)
     # pool {A, B}: the z-score and the maximum depth (50) are over the pool only
-    got = depth_calibrated(sc, ZOO, pool=[A, B], probe="default").set_index(["method", "expert"])["score"]
+    got = depth_calibrated(sc, ZOO, pool=[A, B], probe=PROBE).set_index(["method", "expert"])["score"]
     assert got[("p+l", A)] == pytest.approx(0.5) and got[("p+l", B)] == pytest.approx(1.0)
     assert len(got) == 4
 
@@ -174,8 +180,8 @@ def test_depth_calibration():
 def test_parc_protocol_mean_and_std_over_draws():
     sc = _scores(("m", "t", "parc_draw0", M), ("m", "v", "parc_draw0", {A: 4, B: 3, C: 2, D: 1}),
                  ("m", "t", "parc_draw1", {A: 1, B: 2, C: 3, D: 4}), ("m", "v", "parc_draw1", {A: 4, B: 3, C: 2, D: 1}),
-                 ("m", "t", "default", {A: 1, B: 2, C: 3, D: 4}),  # not a PARC draw
-                 ("only_default", "t", "default", M),
+                 ("m", "t", PROBE, {A: 1, B: 2, C: 3, D: 4}),  # not a PARC draw
+                 ("only_default", "t", PROBE, M),
                  ("random", "t", "parc_draw0", M), ("random", "t", "parc_draw1", M))
     out = parc_protocol(_finetune(), sc)
     assert list(out.columns) == ["method", "shots", "pearson_mean", "pearson_std", "n_draws"]
@@ -184,23 +190,23 @@ def test_parc_protocol_mean_and_std_over_draws():
     # draw 0: mean(0.8, 1.0) = 90; draw 1: mean(-1, 1) = 0 -> 45 +- 45 (population std)
     assert m["pearson_mean"] == pytest.approx(45.0) and m["pearson_std"] == pytest.approx(45.0)
     assert m["n_draws"] == 2 and out.set_index("method").loc["random", "pearson_mean"] == 0.0
-    empty = parc_protocol(_finetune(), _scores(("m", "t", "default", M), probe_column=False))
+    empty = parc_protocol(_finetune(), fill_probe(_scores(("m", "t", PROBE, M), probe_column=False), PROBE))
     assert empty.empty and list(empty.columns) == list(out.columns)
 
 
 def test_probe_size_ablation():
     top = lambda e: {x: (1.0 if x == e else 0.0) for x in ACC}  # noqa: E731
-    sc = _scores(("m", "t", "default", top(D)), ("m", "v", "default", top(A)),
+    sc = _scores(("m", "t", PROBE, top(D)), ("m", "v", PROBE, top(A)),
                  ("m", "t", "per_class_50", top(A)), ("m", "v", "per_class_50", top(A)),
                  ("m", "t", "all", top(B)), ("m", "v", "all", top(A)),
-                 ("n", "t", "default", top(A)))  # default probe only: not part of the ablation
-    out = probe_size_ablation(_finetune(), sc, GEN, k=1)
+                 ("n", "t", PROBE, top(A)))  # main probe set only: not part of the ablation
+    out = probe_size_ablation(_finetune(), sc, GEN, 1, PROBE)
     assert list(out.columns) == ["method", "shots", "probe", "top1_gain", "n_targets"]
-    assert list(out["probe"]) == ["default", "per_class_50", "all"] and set(out["method"]) == {"m"}
-    # top-1 gain over the generalist (70): default (-10 + 20) / 2, per_class_50 20, all (10 + 20) / 2
+    assert list(out["probe"]) == [PROBE, "per_class_50", "all"] and set(out["method"]) == {"m"}
+    # top-1 gain over the reference expert (70): main probe set (-10 + 20) / 2, per_class_50 20, all (10 + 20) / 2
     assert out["top1_gain"].tolist() == pytest.approx([5.0, 20.0, 15.0])
     assert (out["n_targets"] == 2).all()
-    empty = probe_size_ablation(_finetune(), sc[sc["probe"] == "default"], GEN)
+    empty = probe_size_ablation(_finetune(), sc[sc["probe"] == PROBE], GEN, 3, PROBE)
     assert empty.empty and list(empty.columns) == ["method", "shots", "probe", "top3_gain", "n_targets"]
 
 
@@ -214,12 +220,12 @@ def _results_dir(root: Path, scores: pd.DataFrame) -> Path:
 
 
 def test_evaluate_cli_writes_every_table(tmp_path):
-    blocks = [(m, t, "default", d) for t in ("t", "v")
+    blocks = [(m, t, PROBE, d) for t in ("t", "v")
               for m, d in (("m", M), ("logistic", LOGISTIC), ("knn_loo", KNN), ("random", M))]
     blocks += [("m", t, p, M) for t in ("t", "v") for p in ("parc_draw0", "parc_draw1", "per_class_50")]
     res = _results_dir(tmp_path / "res", _scores(*blocks))
     r = subprocess.run([sys.executable, "-m", "analysis", "step=evaluate", f"results_dir={res}",
-                        f"generalist={GEN}", f"hydra.run.dir={tmp_path / 'hydra'}", "hydra.job.chdir=false"],
+                        f"reference_expert={GEN}", f"probe_set={PROBE}", f"hydra.run.dir={tmp_path / 'hydra'}", "hydra.job.chdir=false"],
                        cwd=REPO, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
     read = lambda name: pd.read_csv(res / "tables" / f"{name}.csv", dtype={"shots": str})  # noqa: E731
@@ -227,7 +233,7 @@ def test_evaluate_cli_writes_every_table(tmp_path):
     assert {"pearson", "kendall", "weighted_tau", "top3_gain"} <= set(ev.columns)
     strategies = {"task_agnostic", "hybrid_logistic", "hybrid_knn_loo", "m+l", "logistic+l", "knn_loo+l"}
     assert set(ev["method"]) == {"m", "logistic", "knn_loo", "random"} | strategies
-    assert (ev.groupby("method").size() == 2).all()  # default probe only: one row per target
+    assert (ev.groupby("method").size() == 2).all()  # main probe set only: one row per target
     rg = read("regret").set_index(["method", "target", "budget"])
     assert rg.loc[("task_agnostic", "t", 1), "abs_regret"] == 10.0
     assert rg.loc[("hybrid_logistic", "v", 2), "abs_regret"] == 0.0
@@ -236,13 +242,13 @@ def test_evaluate_cli_writes_every_table(tmp_path):
     assert set(parc.index) == {"m", "m+l"} and parc.loc["m", "pearson_mean"] == pytest.approx(80.0)
     assert parc.loc["m", "pearson_std"] == 0.0 and parc.loc["m", "n_draws"] == 2
     ab = read("probe_size_ablation")
-    assert set(ab["method"]) == {"m"} and list(ab["probe"]) == ["default", "per_class_50"]
+    assert set(ab["method"]) == {"m"} and list(ab["probe"]) == [PROBE, "per_class_50"]
     assert len(read("compute_cost")) > 0
 
     # an older score table without the probe column: PARC and ablation tables empty but headed
     res = _results_dir(tmp_path / "old", _scores(*blocks[:8], probe_column=False))
     cfg = OmegaConf.merge(OmegaConf.structured(AnalysisConfig),
-                          {"step": "evaluate", "results_dir": str(res), "generalist": GEN})
+                          {"step": "evaluate", "results_dir": str(res), "reference_expert": GEN, "probe_set": PROBE})
     written = {p.stem for p in run(cfg)}
     # no targets.csv here: the learned recommenders are skipped (with a warning), their tables empty
     assert written == {"selection_eval", "compute_cost", "regret", "parc_protocol", "probe_size_ablation",
