@@ -62,7 +62,7 @@ def run(cfg: AnalysisConfig) -> list[Path]:
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="analysis")
-@one_line_errors("analysis", AnalysisError)
+@one_line_errors("analysis")
 def main(cfg: AnalysisConfig) -> None:
     for path in run(cfg):
         print(path)

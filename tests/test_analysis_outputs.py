@@ -180,7 +180,7 @@ def test_modules_stay_small_and_import_no_private_names():
 
 
 def _cli(*args):
-    return subprocess.run([sys.executable, "-m", "analysis", *args, "hydra.job.chdir=false"],
+    return subprocess.run([sys.executable, "-m", "analysis", "preset=mini/analysis", *args, "hydra.job.chdir=false"],
                           cwd=REPO, capture_output=True, text=True, timeout=180)
 
 

@@ -224,7 +224,7 @@ def test_evaluate_cli_writes_every_table(tmp_path):
               for m, d in (("m", M), ("logistic", LOGISTIC), ("knn_loo", KNN), ("random", M))]
     blocks += [("m", t, p, M) for t in ("t", "v") for p in ("parc_draw0", "parc_draw1", "per_class_50")]
     res = _results_dir(tmp_path / "res", _scores(*blocks))
-    r = subprocess.run([sys.executable, "-m", "analysis", "step=evaluate", f"results_dir={res}",
+    r = subprocess.run([sys.executable, "-m", "analysis", "preset=mini/analysis", "step=evaluate", f"results_dir={res}",
                         f"reference_expert={GEN}", f"probe_set={PROBE}", f"hydra.run.dir={tmp_path / 'hydra'}", "hydra.job.chdir=false"],
                        cwd=REPO, capture_output=True, text=True, timeout=120)
     assert r.returncode == 0, r.stderr
