@@ -9,14 +9,12 @@ from a live run's: the first is removed (what `snakemake --unlock` does), the se
 """
 from __future__ import annotations
 
-import logging
 import os
 import sys
 from pathlib import Path
 
 from pipeline.errors import UserError
 
-log = logging.getLogger("pipeline")
 PID_FILE = Path(".snakemake") / "pipeline_run.pid"
 LOCKS = Path(".snakemake") / "locks"
 
@@ -46,8 +44,6 @@ def clear_stale_lock(workdir: Path) -> list[Path]:
     locks = sorted((workdir / LOCKS).glob("*")) if (workdir / LOCKS).is_dir() else []
     for lock in locks:
         lock.unlink()
-    if locks:
-        log.warning("removed %d stale lock(s) of a run that died: resuming", len(locks))
     return locks
 
 
