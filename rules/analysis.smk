@@ -9,7 +9,8 @@ ANALYSIS_CONDITIONS = dict(multidomain=bool(MULTIDOMAIN), theta_f=bool(THETA_F),
 # top-k has one owner, the analysis stage's config (with the benchmark's preset); the report's
 # captions are written from the registry with it and the paper's probe set
 TOP_K = compose("analysis", PRESET, config_dirs=config["config_dirs"]).top_k
-CAPTIONS = write_captions(LAYOUT.run_dir("analysis", "captions"), TOP_K, PROBE_SET)
+# absolute: Snakemake resolves a relative caption path against this rules file's folder
+CAPTIONS = write_captions(LAYOUT.run_dir("analysis", "captions").resolve(), TOP_K, PROBE_SET)
 
 
 def step_outputs(step):

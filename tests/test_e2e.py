@@ -113,3 +113,10 @@ def test_same_config_same_numbers(first_run, user_configs, tmp_path):
         a = pd.read_csv(first_run / "tables" / f"{name}.csv").drop(columns=timing)
         b = pd.read_csv(second / "tables" / f"{name}.csv").drop(columns=timing)
         pd.testing.assert_frame_equal(a, b)
+
+
+@pytest.mark.e2e
+def test_report_has_every_output_with_its_caption(first_run, user_configs):
+    result, _ = run_pipeline(first_run.parent, user_configs, "--report", str(first_run / "report.html"))
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert (first_run / "report.html").stat().st_size > 100_000
