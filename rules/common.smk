@@ -110,3 +110,36 @@ def get_selection_inputs(wc):
     if USES_PROBE_NETWORK:
         inputs["probe_features"] = [f for t in TARGETS for f in probe_model_caches(t)]
     return inputs
+
+
+# ---------------------------------------------------------------- analysis outputs (analysis/outputs.py)
+from analysis.outputs import files as output_files, outputs as analysis_outputs, step_inputs, write_captions
+from analysis.published import is_paper_zoo
+
+# which conditional outputs this benchmark has; the published numbers only on the paper's zoo
+ANALYSIS_CONDITIONS = dict(multidomain=bool(MULTIDOMAIN), theta_f=bool(THETA_F), paper=is_paper_zoo(SOURCES, ARCHS))
+# top-k has one owner, the analysis stage's config (with the benchmark's preset); the report's
+# captions are written from the registry with it and the paper's probe set
+TOP_K = compose("analysis", PRESET, config_dirs=config["config_dirs"]).top_k
+# absolute: Snakemake resolves a relative caption path against this rules file's folder
+CAPTIONS = write_captions(LAYOUT.run_dir("analysis", "captions").resolve(), TOP_K, PROBE_SET)
+
+
+def step_outputs(step):
+    """A step's files; the main file of each output (a table, a figure's .png) goes to the report."""
+    out = []
+    for o in analysis_outputs(step, **ANALYSIS_CONDITIONS):
+        main, *data = output_files(LAYOUT, o)
+        out += [report(main, caption=CAPTIONS / f"{o.name}.rst", category=o.category), *data]
+    return out
+
+
+def step_tables(step):
+    """The tables a step reads that other steps write."""
+    return step_inputs(LAYOUT, step, **ANALYSIS_CONDITIONS)
+
+
+def analysis_identity(**extra):
+    """Who the reference expert and the paper's probe set are, for every step but tables."""
+    return identity(results_dir=RESULTS, reference_expert=REFERENCE_EXPERT, probe_set=PROBE_SET,
+                    multidomain=bool(MULTIDOMAIN), **extra)
