@@ -94,6 +94,16 @@ OUTPUTS: dict[str, Output] = {o.name: o for o in (
                 "training images of that setting and the number of classes, as prepared by data_prep. With the "
                 "fixed backbone's linear-probe accuracy (task difficulty) these are the dataset features of "
                 "Guided Recommendation's recommenders.")),
+    _o("score_failures", "benchmark", "table", "tables", "tables:score_failures",
+       caption=("**Failed scores.** Every selection method that raised an error on one expert, target task, "
+                "shot setting and probe set (``error``: its message); the other methods and the feature caches "
+                "were kept. Such a method has no score there and is left out of that target's evaluation. "
+                "Empty when every score was computed.")),
+    _o("data_notes", "benchmark", "table", "tables", "tables:data_notes",
+       caption=("**Data notes.** What data preparation changed in each target task (its ``stats.json``): "
+                "``short_class``, a class with fewer training ``images`` than the shot setting's count, trained "
+                "on all it has; ``dropped_file`` (``path``) and ``dropped_class``, left out for ``reason``. "
+                "Empty when every target was prepared as configured.")),
     _o("multidomain_accuracy", "deshpande", "table", "tables", "tables:multidomain_accuracy",
        when=("multidomain",),
        caption=("**Multi-domain expert (Deshpande Table 2).** Top-1 test accuracy on each source of the "
@@ -264,7 +274,7 @@ OUTPUTS: dict[str, Output] = {o.name: o for o in (
                 "full targets. Bars that stay level across probe sets mean the small probe set suffices; higher "
                 "is better.")),
     _o("parc_table1", "parc", "table", "artifacts", "parc:parc_table1",
-       reads=("finetune", "scores"),
+       reads=("zoo_accuracy", "finetune", "scores", "targets"),
        caption=("**PARC's benchmark table (Bolya et al., Table 1).** Per method: the mean over targets of the "
                 "Pearson correlation (×100) between scores and fine-tuned accuracy over all experts, as mean "
                 "and standard deviation over the probe-set draws (``n_draws``); ``time_ms`` (± ``time_ms_std`` "
@@ -272,7 +282,7 @@ OUTPUTS: dict[str, Output] = {o.name: o for o in (
                 "``time_with_features_ms`` adds the shared forward pass. Higher correlation and lower time are "
                 "better.")),
     _o("parc_table2_modes", "parc", "table", "artifacts", "parc:parc_table2_modes",
-       reads=("finetune", "scores"),
+       reads=("zoo_accuracy", "finetune", "scores", "targets"),
        caption=("**Evaluation modes (Bolya et al., Table 2).** Mean Pearson correlation (×100, mean and std "
                 "over probe draws) computed over different sets: ``source_and_arch`` over every expert of a "
                 "target (PARC eq. 2); ``architecture`` over the architectures sharing one pre-training (source "
@@ -280,7 +290,7 @@ OUTPUTS: dict[str, Output] = {o.name: o for o in (
                 "the targets for one fixed expert (eq. 5, transferability estimation). With two architectures "
                 "an ``architecture`` group holds two experts, so each of its correlations is ±100.")),
     _o("parc_table3_depth", "parc", "table", "artifacts", "parc:parc_table3_depth",
-       reads=("zoo_accuracy", "finetune", "scores"),
+       reads=("zoo_accuracy", "finetune", "scores", "targets"),
        caption=("**Modelling capacity to change (Bolya et al., Table 3).** Mean Pearson correlation (×100, mean "
                 "and std over probe draws) of every method as is (``original``) and with PARC's \"+l\" term "
                 "(``depth``): scores z-scored per target, plus the expert's depth over the zoo's largest depth "
@@ -317,7 +327,7 @@ OUTPUTS: dict[str, Output] = {o.name: o for o in (
        when=("paper",), reads=("compute_cost",),
        caption=published("Deshpande et al. Table 3 (compute as multiples of fine-tuning the ImageNet expert)")),
     _o("published_parc_mean_pc", "parc", "table", "artifacts", "published:published_parc_mean_pc",
-       when=("paper",), reads=("parc_table1",),
+       when=("paper",), reads=("parc_table1", "parc_table3_depth"),
        caption=published("PARC Table 1, Table 4 and Fig. 2b (mean Pearson correlation per method)")),
     _o("published_parc_table2", "parc", "table", "artifacts", "published:published_parc_table2",
        when=("paper",), reads=("parc_table2_modes",),
@@ -328,8 +338,16 @@ OUTPUTS: dict[str, Output] = {o.name: o for o in (
     _o("published_guided_table2", "guided", "table", "artifacts", "published:published_guided_table2",
        when=("paper",), reads=("gr_table2",),
        caption=published("Guided Recommendation Table 2 (mean Pearson correlation of the recommenders)")),
+    _o("published_methods", "benchmark", "table", "artifacts", "published:published_methods",
+       when=("paper",), reads=("compute_cost", "parc_table1", "parc_table2_modes", "parc_table3_depth", "gr_table2"),
+       caption=("**Which reproduced method each published row compares with.** Per published table and method: "
+                "``reproduced_method`` (``ref_<method>``, the variant with ``as_reference: true`` that reproduces the "
+                "paper's own code, where the benchmark has it; ``<method>+l`` from the depth-calibrated table), the "
+                "published ``rows`` and how many got a reproduced value, and a ``note``: the reference variant, the "
+                "probe network standing for PARC's, or why a row stays empty. Written for the paper benchmark only.")),
     _o("summary", "benchmark", "markdown", "artifacts", "published:summary_markdown",
        reads=("zoo_accuracy", "finetune", "scores", "selection_eval", "parc_protocol", "wm_zero_regret",
+              "score_failures", "data_notes",
               "published_deshpande_table1", "published_deshpande_table2", "published_deshpande_table3",
               "published_parc_mean_pc", "published_parc_table2", "published_parc_table3",
               "published_guided_table2"),
