@@ -94,7 +94,7 @@ def reproduced_method(paper: str, method: str, available) -> str | None:
 
 def _note(paper: str, published: str, reproduced) -> str:
     """Why a row compares with what it does (reference variant, stand-in probe network)."""
-    if reproduced is None:
+    if reproduced is None or pd.isna(reproduced):
         return NO_PROBE_NETWORK_NOTE
     parts = []
     if reproduced != published:
