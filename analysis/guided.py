@@ -70,6 +70,9 @@ FINETUNE_REQUIRED = ["expert", "target", "shots", "test_accuracy"]
 SCORE_REQUIRED = ["expert", "target", "shots", "method", "score"]
 OUTPUT_COLUMNS = ["expert", "target", "shots", "probe", "method", "score", "seconds", "feature_seconds"]
 LABELS = ("zscore", "accuracy")
+# Table 2's "d, m, S_X" rows: the scores Li et al. add one at a time (each costs a recommender per
+# model and fold, so the rest of this benchmark's scores enter through "+scores" only)
+TABLE2_SCORES = ("lfc", "logme", "parc")
 log = logging.getLogger("analysis")
 
 
@@ -363,8 +366,9 @@ def table2(results: pd.DataFrame, finetune_df: pd.DataFrame | None = None,
 def learned_recommendations(ctx, per_score: bool = False) -> pd.DataFrame:
     """The recommenders' predictions on this benchmark (`recommend`, leave-one-target-out on the
     single-domain zoo's fine-tunes, dataset difficulty from the reference expert's scores), in
-    the scores table's format; ``per_score``: instead, the recommenders with each score as the
-    one extra feature (Table 2's "d, m, S_X", methods gr_<model>+<score>). No rows, with a
+    the scores table's format; ``per_score``: instead, the recommenders with each score of
+    TABLE2_SCORES the benchmark has as the one extra feature (Table 2's "d, m, S_X", methods
+    gr_<model>+<score>). No rows, with a
     warning, when there are fewer than 2 fine-tuned targets or a (target, shots) lacks a row in
     targets.csv (computed once per context)."""
     def make():
@@ -374,8 +378,12 @@ def learned_recommendations(ctx, per_score: bool = False) -> pd.DataFrame:
                    else pd.DataFrame(columns=["target", "shots"]))
         if finetune["target"].nunique() >= 2 and set(zip(finetune["target"], finetune["shots"])) <= set(
                 zip(targets["target"], targets["shots"])):
+            known = available_score_methods(scores, ctx.probe_set)
+            methods = [m for m in TABLE2_SCORES if m in known] if per_score else None
+            if methods == []:
+                return scores.iloc[:0]
             return recommend(ctx.single("zoo_accuracy"), finetune, scores, targets, probe=ctx.probe_set,
-                             seed=ctx.seed, per_score=per_score, base=not per_score)
+                             score_methods=methods, seed=ctx.seed, per_score=per_score, base=not per_score)
         log.warning("no learned recommenders: they need 2 or more fine-tuned targets, each in targets.csv")
         return scores.iloc[:0]
     return ctx.memo("learned_recommendations" + ("_per_score" if per_score else ""), make)

@@ -63,7 +63,8 @@ def published(what: str) -> str:
     return (f"**Reproduced vs published: {what}.** Every number the paper prints, with the value this run "
             "reproduced beside it (``reproduced``), the published one (``published``), their ``difference`` "
             "(reproduced minus published) and ``source`` (paper, table, and any caveat of the transcription). "
-            "Rows the run does not reproduce stay empty. Written for the paper benchmark only.")
+            "Rows the run does not reproduce stay empty; ``published_methods`` says which reproduced method "
+            "(variant) each row compares with, and why a row is empty. Written for the paper benchmark only.")
 
 
 def _o(name, paper, kind, step, render, *, reads=(), when=(), caption) -> Output:
@@ -166,8 +167,8 @@ OUTPUTS: dict[str, Output] = {o.name: o for o in (
                 "per shot setting. ``gr_linear`` / ``gr_fm`` are the linear-regression and "
                 "factorization-machine recommenders on dataset and model meta-features (d, m), trained "
                 "leave-one-target-out on the other targets' fine-tuning results; ``+scores`` adds every "
-                "selection score as a feature. The scores themselves are listed for comparison. Higher is "
-                "better.")),
+                "selection score as a feature, ``+<score>`` one score alone (the scores of Li et al.'s Table 2). The "
+                "scores themselves are listed for comparison. Higher is better.")),
     _o("recommendations", "guided", "table", "evaluate", "guided:recommendations",
        reads=("zoo_accuracy", "finetune", "scores", "targets"),
        caption=("**Guided Recommendation's predictions.** For every expert, target and shot setting, the "
@@ -280,7 +281,8 @@ OUTPUTS: dict[str, Output] = {o.name: o for o in (
                 "and standard deviation over the probe-set draws (``n_draws``); ``time_ms`` (± ``time_ms_std`` "
                 "over experts, targets and draws) is the score alone per transfer, as PARC reports it, and "
                 "``time_with_features_ms`` adds the shared forward pass. Higher correlation and lower time are "
-                "better.")),
+                "better. ``heuristic`` is PARC's baseline (eq. 4: depth + log of source and target images; "
+                "``ref_heuristic``: as PARC's code computes it), which needs no features and has no time.")),
     _o("parc_table2_modes", "parc", "table", "artifacts", "parc:parc_table2_modes",
        reads=("zoo_accuracy", "finetune", "scores", "targets"),
        caption=("**Evaluation modes (Bolya et al., Table 2).** Mean Pearson correlation (×100, mean and std "
@@ -354,8 +356,8 @@ OUTPUTS: dict[str, Output] = {o.name: o for o in (
        caption=("**Summary.** The key numbers of the run in one page: mean rank and Pearson correlation of "
                 "every method with the fine-tuned accuracy, mean top-k gain over the generalist and trials to "
                 "the best expert, PARC's mean and standard deviation over probe draws, the fraction of targets "
-                "with zero regret at budgets 1-3 and, on the paper benchmark, the mean absolute difference to "
-                "each published table.")),
+                "with zero regret at budgets 1-3, the failed scores and data notes (when there are any) and, on "
+                "the paper benchmark, the mean absolute difference to each published table.")),
 )}
 
 

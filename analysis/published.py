@@ -14,7 +14,13 @@ names paper and table; method, dataset and shot names are this project's):
   recommenders trained on ImageNet history or leave-one-out).
 
 `compare` puts reproduced and published values side by side with their difference; the
-``compare_*`` adapters bring each reproduced table into the published shape. They mean something
+``compare_*`` adapters bring each reproduced table into the published shape. Every published
+comparison uses the variant its paper used: `reproduced_method` (the one mapping) sends a row of
+method ``m`` to the benchmark's ``ref_<m>`` (a selection variant with ``as_reference: true``,
+configs/benchmark/paper.yaml) where the paper's numbers came from its reference code
+(REFERENCE_CODE_METHODS); PARC's "<m>+l" rows read parc_table3_depth; PARC's RSA / DDS rows name
+a probe network this pipeline replaces by its own (PROBE_NETWORK_NOTE) or cannot train (AlexNet,
+no value). ``published_methods`` lists, per published method, what it was compared with and why. They mean something
 only on the paper benchmark (`is_paper_benchmark`): the outputs ``published_<name>`` exist there only.
 Guided Recommendation's benchmarks (19 fine-grained, DomainNet, VTAB) are not this benchmark's
 targets: its comparison is a reference point, not a reproduction.

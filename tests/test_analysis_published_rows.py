@@ -145,11 +145,12 @@ def test_mapping_by_hand():
 def test_gr_table2_has_the_per_score_recommenders(tmp_path):
     """Guided Recommendation Table 2's "d, m, S_X" rows: each score alone as the extra feature."""
     import analysis_fixtures as fx
-    fx.render(tmp_path, ["gr_table2"])
+    fx.render(tmp_path, ["gr_table2"], scores=pd.concat([fx.tables()["scores"], fx.tables()["scores"].query(
+        "method == 'knn_loo'").assign(method="logme")]))
     gr = fx.read(tmp_path, "gr_table2").set_index("method")
-    per_score = {f"gr_{m}+{s}" for m in ("linear", "fm") for s in ("lfc", "knn_loo", "logistic")}
-    assert per_score <= set(gr.index) and not {"gr_linear+random", "gr_fm+random"} & set(gr.index)
-    assert gr.loc["gr_fm+lfc", "features"] == "d, m, lfc" and gr.loc["gr_linear+knn_loo", "model"] == "LR"
+    per_score = {f"gr_{m}+{s}" for m in ("linear", "fm") for s in ("lfc", "logme")}  # Table 2's (no parc here)
+    assert per_score <= set(gr.index) and not {"gr_linear+random", "gr_fm+knn_loo", "gr_fm+parc"} & set(gr.index)
+    assert gr.loc["gr_fm+lfc", "features"] == "d, m, lfc" and gr.loc["gr_linear+logme", "model"] == "LR"
     assert np.isfinite(gr.loc[sorted(per_score), "full"]).all()
     assert {"gr_linear", "gr_fm", "gr_linear+scores", "gr_fm+scores"} <= set(gr.index)
 
