@@ -145,7 +145,8 @@ def data_notes_table(target_dirs: Iterable) -> pd.DataFrame:
                  for f in dropped.get("files", [])]
         rows += [{"dataset": d.name, "kind": "dropped_class", "shots": "", "class": c.get("class", ""), "images": None,
                   "path": "", "reason": c.get("reason", "")} for c in dropped.get("classes", [])]
-    return _frame(rows, DATA_NOTE_COLUMNS, "data note")
+    df = _frame(rows, DATA_NOTE_COLUMNS, "data note")
+    return df.assign(images=pd.to_numeric(df["images"]).astype("Int64"))  # a count, empty where none
 
 
 def targets_table(target_dirs: Iterable) -> pd.DataFrame:
