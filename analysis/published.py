@@ -104,7 +104,7 @@ def _note(paper: str, published: str, reproduced) -> str:
         return NO_PROBE_NETWORK_NOTE
     parts = []
     if reproduced != published:
-        parts.append(f"reference code: {reproduced} (as_reference)")
+        parts.append(f"reference code: {reproduced}")
     elif published.removesuffix(CALIBRATED) in REFERENCE_CODE_METHODS.get(paper, ()):
         parts.append(f"default variant: this benchmark has no {REFERENCE_PREFIX}{published}")
     if paper == "parc" and published.startswith(("rsa", "dds")):
@@ -245,11 +245,10 @@ def published_methods(ctx) -> pd.DataFrame:
     for name in METHOD_COMPARISONS:
         reproduced, adapter = COMPARISONS[name]
         c = adapter(*(ctx.table(t) for t in reproduced))
-        if len(c := c[c["method"] != ""]):
-            frames.append(c.assign(table=name, has=c["reproduced"].notna(), reproduced_method=c["reproduced_method"]
-                                   .fillna("")).groupby(["table", "method", "reproduced_method", "note"], sort=False,
-                                                        as_index=False).agg(rows=("has", "size"),
-                                                                            reproduced_rows=("has", "sum")))
+        c = c[c["method"] != ""].assign(table=name, has=lambda d: d["reproduced"].notna(),
+                                         reproduced_method=lambda d: d["reproduced_method"].fillna(""))
+        per_method = c.groupby(["table", "method", "reproduced_method", "note"], sort=False, as_index=False)
+        frames.append(per_method.agg(rows=("has", "size"), reproduced_rows=("has", "sum")))
     out = pd.concat(frames, ignore_index=True)
     missing = (out["reproduced_rows"] == 0) & (out["note"] == "")
     out.loc[missing, "note"] = "no reproduced value: " + out.loc[missing, "reproduced_method"] + " is not in the results"
