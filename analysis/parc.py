@@ -94,7 +94,8 @@ def parc_table2_modes(ctx) -> pd.DataFrame:
 
 def parc_table3_depth(ctx) -> pd.DataFrame:
     """Table 3: mean Pearson (x100, mean/std over draws) of every method as is and with the
-    "+l" depth term (`analysis.strategies.depth_calibrated`, PARC eq. 6)."""
+    "+l" depth term (`analysis.strategies.depth_calibrated`, PARC eq. 6; a reference-code method
+    "ref_<m>" z-scored over all its transfers, as PARC's released code)."""
     from analysis.strategies import CALIBRATED, depth_calibrated, scores_with_heuristics
     ft, sc, zoo = ctx.single("finetune"), scores_with_heuristics(ctx), ctx.single("zoo_accuracy")
     probes = parc_probes(sc, ctx.probe_set)

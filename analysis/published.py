@@ -32,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.tables import shots_order
+from analysis.tables import REFERENCE_PREFIX, shots_order
 
 PUBLISHED_DIR = Path(__file__).resolve().parents[1] / "report" / "published"
 PAPER_SOURCES = ("resisc45", "food101", "logo2k", "landmarks_v2", "inaturalist2019", "imaterialist2019",
@@ -62,7 +62,6 @@ def is_paper_benchmark(zoo: pd.DataFrame) -> bool:
 
 # --------------------------------------------------------------------------- which variant a row compares
 
-REFERENCE_PREFIX = "ref_"
 # paper -> the published methods whose numbers came from the paper's reference code (a method with
 # "+l" counts by its base): such a row compares with the benchmark's variant "ref_<method>"
 # (selection.variants with ``as_reference: true``; "ref_heuristic" is computed by the analysis)

@@ -28,6 +28,8 @@ import numpy as np
 import pandas as pd
 
 from analysis.protocols import RANDOM, probe_rows, probes_present
+from analysis.tables import REFERENCE_PREFIX
+from pipeline.layout import is_parc_draw
 
 Pool = Union[None, Collection[str], Callable[[pd.DataFrame], "pd.Series"]]
 
@@ -35,7 +37,7 @@ TASK_AGNOSTIC = "task_agnostic"
 TASK_AWARE = ("logistic", "knn_loo")  # linear probe and kNN (Which Model Sec. 2, II B)
 CALIBRATED = "+l"
 HEURISTIC = "heuristic"  # PARC eq. 4
-REF_HEURISTIC = "ref_heuristic"  # the same baseline as dbolya/parc's released code computes it
+REF_HEURISTIC = f"{REFERENCE_PREFIX}heuristic"  # the same baseline as dbolya/parc's released code computes it
 AGNOSTIC_CRITERIA = ("source_test_accuracy", "source_images", "parameters")
 RANKING_COLUMNS = ["expert", "target", "shots", "method", "score", "probe", "tie_draw"]
 _GROUP = ["target", "shots", "probe"]
@@ -107,6 +109,10 @@ def depth_calibrated(scores_df: pd.DataFrame, zoo_df: pd.DataFrame, pool: Pool =
     pool's experts in the zoo table (PARC's "maximum depth possible", 50 in the paper).
     Every method but ``random`` (default: all methods), on every probe (``probe=None``) or
     one. Experts without a zoo depth get a NaN score (left out by the protocols).
+
+    A reference-code method ("ref_<m>") is calibrated as dbolya/parc ``metrics.add_plasticity``
+    (commit b05d062) does: mu and sigma over all of the method's transfers of one shot setting,
+    every target and every PARC draw together (the released code's results table), not per target.
     """
     df = _candidates(scores_df, zoo_df, pool, None, probe)
     methods = [m for m in (df["method"].unique() if methods is None else methods) if m != RANDOM]
@@ -115,7 +121,10 @@ def depth_calibrated(scores_df: pd.DataFrame, zoo_df: pd.DataFrame, pool: Pool =
         return _empty()
     depth = zoo_df.set_index("expert")["depth"].astype(float)
     depth_max = restrict_pool(zoo_df, zoo_df, pool)["depth"].astype(float).max()
-    grouped = df.groupby(["method", *_GROUP])["score"]
+    ref = df["method"].str.startswith(REFERENCE_PREFIX)
+    kind = df["probe"].astype(str).map(lambda p: "parc_draw" if is_parc_draw(p) else p)
+    keys = [df["method"], df["target"].where(~ref, ""), df["shots"], df["probe"].where(~ref, kind)]
+    grouped = df["score"].groupby(keys)
     sigma = grouped.transform(lambda x: x.std(ddof=ddof))
     z = ((df["score"] - grouped.transform("mean")) / sigma).where(sigma > 0, 0.0)
     return _frame(df, df["method"] + CALIBRATED, z + df["expert"].map(depth) / depth_max)

@@ -32,6 +32,9 @@ SCORE_COLUMNS = ["expert", "target", "shots", "probe", "method", "score", "secon
 FAILURE_COLUMNS = ["expert", "target", "shots", "probe", "method", "error"]
 DATA_NOTE_COLUMNS = ["dataset", "kind", "shots", "class", "images", "path", "reason"]
 KEYS = ["expert", "target", "shots"]
+# a method "ref_<m>" is the variant of <m> that reproduces its paper's reference code (selection
+# variants with ``as_reference: true``; PARC's heuristic and "+l" as dbolya/parc computes them)
+REFERENCE_PREFIX = "ref_"
 
 # the init column's values, by the kind of pipeline.layout.Expert (the tables keep these names)
 INIT = {"scratch": "scratch", "init": "generalist", "md": "multidomain"}
