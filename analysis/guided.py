@@ -70,6 +70,9 @@ FINETUNE_REQUIRED = ["expert", "target", "shots", "test_accuracy"]
 SCORE_REQUIRED = ["expert", "target", "shots", "method", "score"]
 OUTPUT_COLUMNS = ["expert", "target", "shots", "probe", "method", "score", "seconds", "feature_seconds"]
 LABELS = ("zscore", "accuracy")
+# Table 2's "d, m, S_X" rows: the scores Li et al. add one at a time (each costs a recommender per
+# model and fold, so the rest of this benchmark's scores enter through "+scores" only)
+TABLE2_SCORES = ("lfc", "logme", "parc")
 log = logging.getLogger("analysis")
 
 
@@ -231,7 +234,7 @@ def _check_targets(labels: pd.DataFrame) -> None:
 def recommend(zoo_df: pd.DataFrame, finetune_df: pd.DataFrame, scores_df: pd.DataFrame | None,
               targets_df: pd.DataFrame, *, probe: str, score_methods: Iterable[str] | None = None, seed: int = 0,
               models: Sequence[str] = MODELS, per_score: bool = False, label: str = "zscore",
-              model_options: dict | None = None) -> pd.DataFrame:
+              model_options: dict | None = None, base: bool = True) -> pd.DataFrame:
     """Guided-recommendation predictions (higher = predicted better) in the format of scores.csv
     (probe set ``probe``, the one the score features come from; feature_seconds 0), one row per
     expert of the zoo x (target, shots) of the targets table:
@@ -242,7 +245,8 @@ def recommend(zoo_df: pd.DataFrame, finetune_df: pd.DataFrame, scores_df: pd.Dat
     - ``gr_<model>+<method>`` (``per_score=True``): d, m and one score (Table 2 "d, m, S_X");
 
     for <model> in ``models`` (``linear``, ``fm``), each trained leave-one-target-out on the
-    labels of `training_labels` (``label``). ``model_options``: per model, keyword options of
+    labels of `training_labels` (``label``); ``base=False`` leaves out the first two (with
+    ``per_score``: only the per-score recommenders). ``model_options``: per model, keyword options of
     its recommender (e.g. ``{"fm": {"k": 4}}``). Raises AnalysisError with fewer than 2
     fine-tuned targets, missing columns, unknown models or score methods.
     """
@@ -264,9 +268,10 @@ def recommend(zoo_df: pd.DataFrame, finetune_df: pd.DataFrame, scores_df: pd.Dat
     design_matrix(labels, zoo, targets)  # every fine-tuned expert / (target, shots) has meta-features
     rows = (zoo[["expert"]].merge(targets[["target", "shots"]], how="cross")[KEYS]
             .sort_values(KEYS, kind="stable").reset_index(drop=True))
-    feature_sets = {"": []}
+    feature_sets = {"": []} if base else {}
     if score_methods:
-        feature_sets[SCORES_SUFFIX] = score_methods
+        if base:
+            feature_sets[SCORES_SUFFIX] = score_methods
         if per_score:
             feature_sets.update({f"+{m}": [m] for m in score_methods})
     options = model_options or {}
@@ -276,7 +281,7 @@ def recommend(zoo_df: pd.DataFrame, finetune_df: pd.DataFrame, scores_df: pd.Dat
         for model in models:
             pred = leave_one_target_out(rows, x, labels, RECOMMENDERS[model], seed, **options.get(model, {}))
             frames.append(pred.assign(method=f"{PREFIX}{model}{suffix}", probe=probe, feature_seconds=0.0))
-    return pd.concat(frames, ignore_index=True)[OUTPUT_COLUMNS]
+    return pd.concat(frames, ignore_index=True)[OUTPUT_COLUMNS] if frames else pd.DataFrame(columns=OUTPUT_COLUMNS)
 
 
 # --------------------------------------------------------------------------- Table 2
@@ -358,11 +363,14 @@ def table2(results: pd.DataFrame, finetune_df: pd.DataFrame | None = None,
 
 # --------------------------------------------------------------------------- outputs
 
-def learned_recommendations(ctx) -> pd.DataFrame:
+def learned_recommendations(ctx, per_score: bool = False) -> pd.DataFrame:
     """The recommenders' predictions on this benchmark (`recommend`, leave-one-target-out on the
     single-domain zoo's fine-tunes, dataset difficulty from the reference expert's scores), in
-    the scores table's format; no rows, with a warning, when there are fewer than 2 fine-tuned
-    targets or a (target, shots) lacks a row in targets.csv (written once per context)."""
+    the scores table's format; ``per_score``: instead, the recommenders with each score of
+    TABLE2_SCORES the benchmark has as the one extra feature (Table 2's "d, m, S_X", methods
+    gr_<model>+<score>). No rows, with a
+    warning, when there are fewer than 2 fine-tuned targets or a (target, shots) lacks a row in
+    targets.csv (computed once per context)."""
     def make():
         finetune, scores = ctx.single("finetune"), ctx.single("scores")
         targets = ctx.table("targets", optional=True)
@@ -370,11 +378,15 @@ def learned_recommendations(ctx) -> pd.DataFrame:
                    else pd.DataFrame(columns=["target", "shots"]))
         if finetune["target"].nunique() >= 2 and set(zip(finetune["target"], finetune["shots"])) <= set(
                 zip(targets["target"], targets["shots"])):
+            known = available_score_methods(scores, ctx.probe_set)
+            methods = [m for m in TABLE2_SCORES if m in known] if per_score else None
+            if methods == []:
+                return scores.iloc[:0]
             return recommend(ctx.single("zoo_accuracy"), finetune, scores, targets, probe=ctx.probe_set,
-                             seed=ctx.seed)
+                             score_methods=methods, seed=ctx.seed, per_score=per_score, base=not per_score)
         log.warning("no learned recommenders: they need 2 or more fine-tuned targets, each in targets.csv")
         return scores.iloc[:0]
-    return ctx.memo("learned_recommendations", make)
+    return ctx.memo("learned_recommendations" + ("_per_score" if per_score else ""), make)
 
 
 def recommendations(ctx) -> pd.DataFrame:
@@ -383,6 +395,8 @@ def recommendations(ctx) -> pd.DataFrame:
 
 
 def gr_table2(ctx) -> pd.DataFrame:
-    """Guided Recommendation Table 2 (`table2`) of the scores and the learned recommenders."""
-    predictions = pd.concat([ctx.single("scores"), learned_recommendations(ctx)], ignore_index=True)
+    """Guided Recommendation Table 2 (`table2`) of the scores and the learned recommenders: with
+    "d, m", with every score and with each score alone as the extra feature (Sec. 3.3)."""
+    predictions = pd.concat([ctx.single("scores"), learned_recommendations(ctx),
+                             learned_recommendations(ctx, per_score=True)], ignore_index=True)
     return table2(predictions, ctx.single("finetune"), probe=ctx.probe_set)

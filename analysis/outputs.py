@@ -63,7 +63,8 @@ def published(what: str) -> str:
     return (f"**Reproduced vs published: {what}.** Every number the paper prints, with the value this run "
             "reproduced beside it (``reproduced``), the published one (``published``), their ``difference`` "
             "(reproduced minus published) and ``source`` (paper, table, and any caveat of the transcription). "
-            "Rows the run does not reproduce stay empty. Written for the paper benchmark only.")
+            "Rows the run does not reproduce stay empty; ``published_methods`` says which reproduced method "
+            "(variant) each row compares with, and why a row is empty. Written for the paper benchmark only.")
 
 
 def _o(name, paper, kind, step, render, *, reads=(), when=(), caption) -> Output:
@@ -94,6 +95,16 @@ OUTPUTS: dict[str, Output] = {o.name: o for o in (
                 "training images of that setting and the number of classes, as prepared by data_prep. With the "
                 "fixed backbone's linear-probe accuracy (task difficulty) these are the dataset features of "
                 "Guided Recommendation's recommenders.")),
+    _o("score_failures", "benchmark", "table", "tables", "tables:score_failures",
+       caption=("**Failed scores.** Every selection method that raised an error on one expert, target task, "
+                "shot setting and probe set (``error``: its message); the other methods and the feature caches "
+                "were kept. Such a method has no score there and is left out of that target's evaluation. "
+                "Empty when every score was computed.")),
+    _o("data_notes", "benchmark", "table", "tables", "tables:data_notes",
+       caption=("**Data notes.** What data preparation changed in each target task (its ``stats.json``): "
+                "``short_class``, a class with fewer training ``images`` than the shot setting's count, trained "
+                "on all it has; ``dropped_file`` (``path``) and ``dropped_class``, left out for ``reason``. "
+                "Empty when every target was prepared as configured.")),
     _o("multidomain_accuracy", "deshpande", "table", "tables", "tables:multidomain_accuracy",
        when=("multidomain",),
        caption=("**Multi-domain expert (Deshpande Table 2).** Top-1 test accuracy on each source of the "
@@ -156,8 +167,8 @@ OUTPUTS: dict[str, Output] = {o.name: o for o in (
                 "per shot setting. ``gr_linear`` / ``gr_fm`` are the linear-regression and "
                 "factorization-machine recommenders on dataset and model meta-features (d, m), trained "
                 "leave-one-target-out on the other targets' fine-tuning results; ``+scores`` adds every "
-                "selection score as a feature. The scores themselves are listed for comparison. Higher is "
-                "better.")),
+                "selection score as a feature, ``+<score>`` one score alone (the scores of Li et al.'s Table 2). The "
+                "scores themselves are listed for comparison. Higher is better.")),
     _o("recommendations", "guided", "table", "evaluate", "guided:recommendations",
        reads=("zoo_accuracy", "finetune", "scores", "targets"),
        caption=("**Guided Recommendation's predictions.** For every expert, target and shot setting, the "
@@ -264,15 +275,16 @@ OUTPUTS: dict[str, Output] = {o.name: o for o in (
                 "full targets. Bars that stay level across probe sets mean the small probe set suffices; higher "
                 "is better.")),
     _o("parc_table1", "parc", "table", "artifacts", "parc:parc_table1",
-       reads=("finetune", "scores"),
+       reads=("zoo_accuracy", "finetune", "scores", "targets"),
        caption=("**PARC's benchmark table (Bolya et al., Table 1).** Per method: the mean over targets of the "
                 "Pearson correlation (×100) between scores and fine-tuned accuracy over all experts, as mean "
                 "and standard deviation over the probe-set draws (``n_draws``); ``time_ms`` (± ``time_ms_std`` "
                 "over experts, targets and draws) is the score alone per transfer, as PARC reports it, and "
                 "``time_with_features_ms`` adds the shared forward pass. Higher correlation and lower time are "
-                "better.")),
+                "better. ``heuristic`` is PARC's baseline (eq. 4: depth + log of source and target images; "
+                "``ref_heuristic``: as PARC's code computes it), which needs no features and has no time.")),
     _o("parc_table2_modes", "parc", "table", "artifacts", "parc:parc_table2_modes",
-       reads=("finetune", "scores"),
+       reads=("zoo_accuracy", "finetune", "scores", "targets"),
        caption=("**Evaluation modes (Bolya et al., Table 2).** Mean Pearson correlation (×100, mean and std "
                 "over probe draws) computed over different sets: ``source_and_arch`` over every expert of a "
                 "target (PARC eq. 2); ``architecture`` over the architectures sharing one pre-training (source "
@@ -280,7 +292,7 @@ OUTPUTS: dict[str, Output] = {o.name: o for o in (
                 "the targets for one fixed expert (eq. 5, transferability estimation). With two architectures "
                 "an ``architecture`` group holds two experts, so each of its correlations is ±100.")),
     _o("parc_table3_depth", "parc", "table", "artifacts", "parc:parc_table3_depth",
-       reads=("zoo_accuracy", "finetune", "scores"),
+       reads=("zoo_accuracy", "finetune", "scores", "targets"),
        caption=("**Modelling capacity to change (Bolya et al., Table 3).** Mean Pearson correlation (×100, mean "
                 "and std over probe draws) of every method as is (``original``) and with PARC's \"+l\" term "
                 "(``depth``): scores z-scored per target, plus the expert's depth over the zoo's largest depth "
@@ -317,7 +329,7 @@ OUTPUTS: dict[str, Output] = {o.name: o for o in (
        when=("paper",), reads=("compute_cost",),
        caption=published("Deshpande et al. Table 3 (compute as multiples of fine-tuning the ImageNet expert)")),
     _o("published_parc_mean_pc", "parc", "table", "artifacts", "published:published_parc_mean_pc",
-       when=("paper",), reads=("parc_table1",),
+       when=("paper",), reads=("parc_table1", "parc_table3_depth"),
        caption=published("PARC Table 1, Table 4 and Fig. 2b (mean Pearson correlation per method)")),
     _o("published_parc_table2", "parc", "table", "artifacts", "published:published_parc_table2",
        when=("paper",), reads=("parc_table2_modes",),
@@ -328,16 +340,24 @@ OUTPUTS: dict[str, Output] = {o.name: o for o in (
     _o("published_guided_table2", "guided", "table", "artifacts", "published:published_guided_table2",
        when=("paper",), reads=("gr_table2",),
        caption=published("Guided Recommendation Table 2 (mean Pearson correlation of the recommenders)")),
+    _o("published_methods", "benchmark", "table", "artifacts", "published:published_methods",
+       when=("paper",), reads=("compute_cost", "parc_table1", "parc_table2_modes", "parc_table3_depth", "gr_table2"),
+       caption=("**Which reproduced method each published row compares with.** Per published table and method: "
+                "``reproduced_method`` (``ref_<method>``, the variant with ``as_reference: true`` that reproduces the "
+                "paper's own code, where the benchmark has it; ``<method>+l`` from the depth-calibrated table), the "
+                "published ``rows`` and how many got a reproduced value, and a ``note``: the reference variant, the "
+                "probe network standing for PARC's, or why a row stays empty. Written for the paper benchmark only.")),
     _o("summary", "benchmark", "markdown", "artifacts", "published:summary_markdown",
        reads=("zoo_accuracy", "finetune", "scores", "selection_eval", "parc_protocol", "wm_zero_regret",
+              "score_failures", "data_notes",
               "published_deshpande_table1", "published_deshpande_table2", "published_deshpande_table3",
               "published_parc_mean_pc", "published_parc_table2", "published_parc_table3",
               "published_guided_table2"),
        caption=("**Summary.** The key numbers of the run in one page: mean rank and Pearson correlation of "
                 "every method with the fine-tuned accuracy, mean top-k gain over the generalist and trials to "
                 "the best expert, PARC's mean and standard deviation over probe draws, the fraction of targets "
-                "with zero regret at budgets 1-3 and, on the paper benchmark, the mean absolute difference to "
-                "each published table.")),
+                "with zero regret at budgets 1-3, the failed scores and data notes (when there are any) and, on "
+                "the paper benchmark, the mean absolute difference to each published table.")),
 )}
 
 

@@ -63,8 +63,10 @@ def parc_table1(ctx) -> pd.DataFrame:
     """Table 1: mean Pearson correlation (x100, mean and std over the probe draws) per method
     and the time per transfer: ``time_ms`` (std ``time_ms_std``) of the score alone, which is what
     PARC reports ("not including feature extraction"), and ``time_with_features_ms`` adding the
-    shared forward pass (lower = faster); means over every (expert, target, draw)."""
-    ft, sc = ctx.single("finetune"), ctx.single("scores")
+    shared forward pass (lower = faster); means over every (expert, target, draw). With PARC's
+    Heuristic (`analysis.strategies.heuristics`: no time, N/A as in PARC)."""
+    from analysis.strategies import scores_with_heuristics
+    ft, sc = ctx.single("finetune"), scores_with_heuristics(ctx)
     probes = parc_probes(sc, ctx.probe_set)
     rows = sc[sc["probe"].isin(probes)]
     rows = rows.assign(time_ms=1000 * rows["seconds"], total_ms=1000 * (rows["seconds"] + rows["feature_seconds"]))
@@ -78,8 +80,10 @@ def parc_table2_modes(ctx) -> pd.DataFrame:
     """Table 2: mean Pearson (x100, mean/std over draws) in each evaluation mode: over all
     experts of a target (source_and_arch, eq. 2), over architectures with the pre-training fixed
     (architecture), over pre-trainings with the architecture fixed (source), and over targets with
-    the expert fixed (target, eq. 5). Columns <mode>_mean, <mode>_std per mode."""
-    ft, sc = ctx.single("finetune"), ctx.single("scores")
+    the expert fixed (target, eq. 5). Columns <mode>_mean, <mode>_std per mode. With PARC's
+    Heuristic (`analysis.strategies.heuristics`)."""
+    from analysis.strategies import scores_with_heuristics
+    ft, sc = ctx.single("finetune"), scores_with_heuristics(ctx)
     probes, out = parc_probes(sc, ctx.probe_set), None
     for mode in PARC_MODES:
         m = (mean_pearson(ft, sc, probes, mode).drop(columns="n_draws")
@@ -90,9 +94,10 @@ def parc_table2_modes(ctx) -> pd.DataFrame:
 
 def parc_table3_depth(ctx) -> pd.DataFrame:
     """Table 3: mean Pearson (x100, mean/std over draws) of every method as is and with the
-    "+l" depth term (`analysis.strategies.depth_calibrated`, PARC eq. 6)."""
-    from analysis.strategies import CALIBRATED, depth_calibrated
-    ft, sc, zoo = ctx.single("finetune"), ctx.single("scores"), ctx.single("zoo_accuracy")
+    "+l" depth term (`analysis.strategies.depth_calibrated`, PARC eq. 6; a reference-code method
+    "ref_<m>" z-scored over all its transfers, as PARC's released code)."""
+    from analysis.strategies import CALIBRATED, depth_calibrated, scores_with_heuristics
+    ft, sc, zoo = ctx.single("finetune"), scores_with_heuristics(ctx), ctx.single("zoo_accuracy")
     probes = parc_probes(sc, ctx.probe_set)
     plain = mean_pearson(ft, sc, probes)
     calibrated = mean_pearson(ft, depth_calibrated(sc, zoo, probe=None), probes)

@@ -14,7 +14,13 @@ names paper and table; method, dataset and shot names are this project's):
   recommenders trained on ImageNet history or leave-one-out).
 
 `compare` puts reproduced and published values side by side with their difference; the
-``compare_*`` adapters bring each reproduced table into the published shape. They mean something
+``compare_*`` adapters bring each reproduced table into the published shape. Every published
+comparison uses the variant its paper used: `reproduced_method` (the one mapping) sends a row of
+method ``m`` to the benchmark's ``ref_<m>`` (a selection variant with ``as_reference: true``,
+configs/benchmark/paper.yaml) where the paper's numbers came from its reference code
+(REFERENCE_CODE_METHODS); PARC's "<m>+l" rows read parc_table3_depth; PARC's RSA / DDS rows name
+a probe network this pipeline replaces by its own (PROBE_NETWORK_NOTE) or cannot train (AlexNet,
+no value). ``published_methods`` lists, per published method, what it was compared with and why. They mean something
 only on the paper benchmark (`is_paper_benchmark`): the outputs ``published_<name>`` exist there only.
 Guided Recommendation's benchmarks (19 fine-grained, DomainNet, VTAB) are not this benchmark's
 targets: its comparison is a reference point, not a reproduction.
@@ -26,7 +32,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.tables import shots_order
+from analysis.tables import REFERENCE_PREFIX, shots_order
 
 PUBLISHED_DIR = Path(__file__).resolve().parents[1] / "report" / "published"
 PAPER_SOURCES = ("resisc45", "food101", "logo2k", "landmarks_v2", "inaturalist2019", "imaterialist2019",
@@ -54,16 +60,81 @@ def is_paper_benchmark(zoo: pd.DataFrame) -> bool:
     return is_paper_zoo(zoo["source"], zoo["arch"])
 
 
-def compare(reproduced: pd.DataFrame, published: pd.DataFrame, keys, value: str = "value") -> pd.DataFrame:
+# --------------------------------------------------------------------------- which variant a row compares
+
+# paper -> the published methods whose numbers came from the paper's reference code (a method with
+# "+l" counts by its base): such a row compares with the benchmark's variant "ref_<method>"
+# (selection.variants with ``as_reference: true``; "ref_heuristic" is computed by the analysis)
+# where the benchmark has it, else with "<method>". PARC (dbolya/parc): every score but DDS, whose
+# default equals the reference code (tests/data/reference_exact.json); Deshpande: Domain
+# Similarity (the cvpr18-inaturalist-transfer notebook, min_images 5), the other scores as default.
+REFERENCE_CODE_METHODS = {
+    "parc": frozenset({"parc", "parc_pca32", "rsa", "rsa_pca32", "rsa_pca64", "leep", "nce", "hscore",
+                       "hscore_pca32", "knn_loo", "knn_loo_pca256", "logistic", "logistic_pca256", "heuristic"}),
+    "deshpande": frozenset({"domain_similarity"}),
+}
+CALIBRATED = "+l"  # PARC's depth term (analysis.strategies.CALIBRATED)
+# PARC's probe networks (RSA, DDS): ImageNet-pretrained AlexNet / ResNet-50 fine-tuned on the target.
+# This pipeline trains one probe network per (target, shots) (selection's probe_arch; the paper
+# benchmark: Deshpande App. C's ResNet-18 from scratch), which stands for PARC's ResNet-50
+PROBE_NETWORK_ROWS = {"rsa_alexnet_probe": None, "dds_alexnet_probe": None}  # published method -> reproduced
+PROBE_NETWORK_NOTE = ("probe network: this benchmark's one probe network per target (selection probe_arch; "
+                      "paper benchmark: ResNet-18 from scratch, Deshpande App. C) stands for PARC's "
+                      "ImageNet-pretrained ResNet-50 fine-tuned on the target")
+NO_PROBE_NETWORK_NOTE = ("not reproduced: PARC's AlexNet probe network (ImageNet-pretrained, fine-tuned on the "
+                         "target); this pipeline trains one probe network per target (selection probe_arch)")
+
+
+def reproduced_method(paper: str, method: str, available) -> str | None:
+    """The reproduced method a published row of ``paper`` compares with (the one mapping of
+    every comparison): "ref_<m>" (with a trailing "+l" kept) when ``m`` is one of
+    REFERENCE_CODE_METHODS[paper] and the benchmark has "ref_<m>" among ``available``, else the
+    method itself; None for a probe-network row this pipeline cannot reproduce."""
+    if paper == "parc" and method in PROBE_NETWORK_ROWS:
+        return PROBE_NETWORK_ROWS[method]
+    base, plus = (method[:-len(CALIBRATED)], CALIBRATED) if method.endswith(CALIBRATED) else (method, "")
+    ref = f"{REFERENCE_PREFIX}{base}{plus}"
+    return ref if base in REFERENCE_CODE_METHODS.get(paper, ()) and ref in set(available) else method
+
+
+def _note(paper: str, published: str, reproduced) -> str:
+    """Why a row compares with what it does (reference variant, stand-in probe network)."""
+    if reproduced is None or pd.isna(reproduced):
+        return NO_PROBE_NETWORK_NOTE
+    parts = []
+    if reproduced != published:
+        parts.append(f"reference code: {reproduced}")
+    elif published.removesuffix(CALIBRATED) in REFERENCE_CODE_METHODS.get(paper, ()):
+        parts.append(f"default variant: this benchmark has no {REFERENCE_PREFIX}{published}")
+    if paper == "parc" and published.startswith(("rsa", "dds")):
+        parts.append(PROBE_NETWORK_NOTE)
+    return "; ".join(parts)
+
+
+def compare(reproduced: pd.DataFrame, published: pd.DataFrame, keys, value: str = "value",
+            paper: str | None = None) -> pd.DataFrame:
     """Every published row (on ``keys``) with the reproduced ``value`` beside it: columns keys,
-    reproduced, published, difference (reproduced - published; NaN where not reproduced), source."""
+    reproduced, published, difference (reproduced - published; NaN where not reproduced), source,
+    reproduced_method and note. With a ``method`` key and ``paper``, a row's method is first
+    mapped to the reproduced method (`reproduced_method`: the reference-code variant where the
+    benchmark has one), recorded in ``reproduced_method``; ``note`` says why (`_note`)."""
     keys = list(keys)
     norm = lambda df: df.assign(**{k: df[k].fillna("").astype(str) for k in keys})  # noqa: E731
     pub = norm(published)[keys + [value] + (["source"] if "source" in published else [])]
     rep = norm(reproduced)[keys + [value]].drop_duplicates(keys)
-    out = pub.rename(columns={value: "published"}).merge(rep.rename(columns={value: "reproduced"}), on=keys, how="left")
+    pub = pub.rename(columns={value: "published"})
+    if paper is not None and "method" in keys:
+        available = set(rep["method"])
+        pub["reproduced_method"] = [reproduced_method(paper, m, available) for m in pub["method"]]
+        pub["note"] = [_note(paper, m, r) for m, r in zip(pub["method"], pub["reproduced_method"])]
+        on = [k for k in keys if k != "method"] + ["reproduced_method"]
+        rep = rep.rename(columns={"method": "reproduced_method", value: "reproduced"})
+        out = pub.merge(rep, on=on, how="left")
+    else:
+        out = pub.merge(rep.rename(columns={value: "reproduced"}), on=keys, how="left")
+        out = out.assign(reproduced_method=out["method"] if "method" in keys else "", note="")
     out["difference"] = out["reproduced"].astype(float) - out["published"].astype(float)
-    return out.reindex(columns=keys + ["reproduced", "published", "difference", "source"])
+    return out.reindex(columns=keys + ["reproduced", "published", "difference", "source", "reproduced_method", "note"])
 
 
 def compare_deshpande_table1(table1: pd.DataFrame) -> pd.DataFrame:
@@ -84,17 +155,25 @@ def compare_deshpande_table2(table2: pd.DataFrame) -> pd.DataFrame:
 def compare_deshpande_table3(compute_cost: pd.DataFrame) -> pd.DataFrame:
     """compute_cost.csv (shots, item, method, multiple) vs Deshpande Table 3."""
     pub = load_published("deshpande_table3").rename(columns={"multiple": "value"})
-    return compare(compute_cost.rename(columns={"multiple": "value"}), pub, ["shots", "item", "method"])
+    return compare(compute_cost.rename(columns={"multiple": "value"}), pub, ["shots", "item", "method"], paper="deshpande")
 
 
 def _full(df: pd.DataFrame, shots: str) -> pd.DataFrame:
     return df[df["shots"].astype(str) == shots] if "shots" in df else df
 
 
-def compare_parc_mean_pc(parc_table1: pd.DataFrame, shots: str = "full") -> pd.DataFrame:
-    """parc_table1 (or parc_protocol.csv) mean Pearson x100 vs PARC Table 1, Fig. 2b and Table 4."""
-    return compare(_full(parc_table1, shots).rename(columns={"pearson_mean": "value"}),
-                   load_published("parc_mean_pc").rename(columns={"pearson_mean": "value"}), ["method"])
+def compare_parc_mean_pc(parc_table1: pd.DataFrame, depth: pd.DataFrame | None = None,
+                         shots: str = "full") -> pd.DataFrame:
+    """parc_table1 (or parc_protocol.csv) mean Pearson x100 vs PARC Table 1, Fig. 2b and Table 4;
+    Table 4's "<m>+l" rows from parc_table3_depth (``depth``: its ``depth_mean`` of method m),
+    the table that holds PARC's depth term."""
+    rep = _full(parc_table1, shots).rename(columns={"pearson_mean": "value"})[["method", "value"]]
+    if depth is not None:
+        plus = _full(depth, shots)
+        rep = pd.concat([rep, pd.DataFrame({"method": plus["method"] + CALIBRATED, "value": plus["depth_mean"]})],
+                        ignore_index=True)
+    return compare(rep, load_published("parc_mean_pc").rename(columns={"pearson_mean": "value"}), ["method"],
+                   paper="parc")
 
 
 def compare_parc_table2(modes: pd.DataFrame, shots: str = "full") -> pd.DataFrame:
@@ -102,7 +181,8 @@ def compare_parc_table2(modes: pd.DataFrame, shots: str = "full") -> pd.DataFram
     rep = _full(modes, shots).melt(id_vars=["method"], value_vars=[f"{m}_mean" for m in PARC_MODES],
                                    var_name="mode", value_name="value")
     rep["mode"] = rep["mode"].str.removesuffix("_mean")
-    return compare(rep, load_published("parc_table2").rename(columns={"pearson_mean": "value"}), ["method", "mode"])
+    return compare(rep, load_published("parc_table2").rename(columns={"pearson_mean": "value"}), ["method", "mode"],
+                   paper="parc")
 
 
 def compare_parc_table3(depth: pd.DataFrame, shots: str = "full") -> pd.DataFrame:
@@ -112,7 +192,7 @@ def compare_parc_table3(depth: pd.DataFrame, shots: str = "full") -> pd.DataFram
                        value_name="value").assign(calibration=lambda d: d["calibration"].str.removesuffix("_mean"))
     pub = load_published("parc_table3")
     pub = long(pub).merge(pub[["method", "source"]], on="method")
-    return compare(long(_full(depth, shots)), pub, ["method", "calibration"])
+    return compare(long(_full(depth, shots)), pub, ["method", "calibration"], paper="parc")
 
 
 def compare_guided_table2(gr_table2: pd.DataFrame, shots: str = "full", benchmark: str = "fine_grained_19",
@@ -122,31 +202,56 @@ def compare_guided_table2(gr_table2: pd.DataFrame, shots: str = "full", benchmar
     pub = load_published("guided_table2")
     pub = pub[(pub["benchmark"] == benchmark) & pub["training"].isin(["", training])]
     rep = gr_table2.rename(columns={shots: "value"}) if shots in gr_table2 else gr_table2.assign(value=np.nan)
-    return compare(rep, pub.rename(columns={"pearson": "value"}), ["method"])
+    return compare(rep, pub.rename(columns={"pearson": "value"}), ["method"], paper="guided")
 
 
-# published table -> (the reproduced table it is compared with, adapter); each is the output
-# published_<name> of analysis.outputs, on the paper benchmark only
+# published table -> (the reproduced tables it is compared with, adapter taking them in that order);
+# each is the output published_<name> of analysis.outputs, on the paper benchmark only
 COMPARISONS = {
-    "deshpande_table1": ("table1_zoo_accuracy", compare_deshpande_table1),
-    "deshpande_table2": ("table2_multidomain", compare_deshpande_table2),
-    "deshpande_table3": ("compute_cost", compare_deshpande_table3),
-    "parc_mean_pc": ("parc_table1", compare_parc_mean_pc),
-    "parc_table2": ("parc_table2_modes", compare_parc_table2),
-    "parc_table3": ("parc_table3_depth", compare_parc_table3),
-    "guided_table2": ("gr_table2", compare_guided_table2),
+    "deshpande_table1": (("table1_zoo_accuracy",), compare_deshpande_table1),
+    "deshpande_table2": (("table2_multidomain",), compare_deshpande_table2),
+    "deshpande_table3": (("compute_cost",), compare_deshpande_table3),
+    "parc_mean_pc": (("parc_table1", "parc_table3_depth"), compare_parc_mean_pc),
+    "parc_table2": (("parc_table2_modes",), compare_parc_table2),
+    "parc_table3": (("parc_table3_depth",), compare_parc_table3),
+    "guided_table2": (("gr_table2",), compare_guided_table2),
 }
 
 
 def published_table(name: str):
-    """The renderer of output ``published_<name>``: ctx -> `compare` of the reproduced table
-    (read back from its CSV) with the published one."""
+    """The renderer of output ``published_<name>``: ctx -> `compare` of the reproduced tables
+    (read back from their CSVs) with the published one."""
     reproduced, adapter = COMPARISONS[name]
 
     def render(ctx) -> pd.DataFrame:
-        return adapter(ctx.table(reproduced))
-    render.__doc__ = f"{adapter.__doc__.splitlines()[0]} (reads {reproduced})"
+        return adapter(*(ctx.table(t) for t in reproduced)).drop(columns=MAPPING_COLUMNS)
+    render.__doc__ = f"{adapter.__doc__.splitlines()[0]} (reads {', '.join(reproduced)})"
     return render
+
+
+MAPPING_COLUMNS = ["reproduced_method", "note"]  # `compare`'s, kept out of published_<name> (fixed columns)
+METHOD_COMPARISONS = ("deshpande_table3", "parc_mean_pc", "parc_table2", "parc_table3", "guided_table2")  # method-keyed
+METHOD_COLUMNS = ["table", "method", "reproduced_method", "rows", "reproduced_rows", "note"]
+
+
+def published_methods(ctx) -> pd.DataFrame:
+    """published_methods.csv: for every method of a method-keyed published table (Deshpande Table 3,
+    PARC Tables 1-4 and Fig. 2b, Guided Recommendation Table 2), the reproduced method its rows are
+    compared with (`reproduced_method`: the reference-code variant where the benchmark has one),
+    its published rows and how many got a reproduced value, and a note: the variant or stand-in
+    probe network used, or why a row has no reproduced value."""
+    frames = []
+    for name in METHOD_COMPARISONS:
+        reproduced, adapter = COMPARISONS[name]
+        c = adapter(*(ctx.table(t) for t in reproduced))
+        c = c[c["method"] != ""].assign(table=name, has=lambda d: d["reproduced"].notna(),
+                                         reproduced_method=lambda d: d["reproduced_method"].fillna(""))
+        per_method = c.groupby(["table", "method", "reproduced_method", "note"], sort=False, as_index=False)
+        frames.append(per_method.agg(rows=("has", "size"), reproduced_rows=("has", "sum")))
+    out = pd.concat(frames, ignore_index=True)
+    missing = (out["reproduced_rows"] == 0) & (out["note"] == "")
+    out.loc[missing, "note"] = "no reproduced value: " + out.loc[missing, "reproduced_method"] + " is not in the results"
+    return out[METHOD_COLUMNS]
 
 
 published_deshpande_table1, published_deshpande_table2, published_deshpande_table3 = (
@@ -177,12 +282,32 @@ def _by_shots(df: pd.DataFrame, value: str, index: str = "method") -> pd.DataFra
     return wide.reset_index()
 
 
+def _failures_and_notes(ctx) -> list[str]:
+    """summary.md's "Failed scores" (every failed method: expert, target, shots, probe, error) and
+    "Data notes" (short classes, dropped files and classes per target) sections, when non-empty."""
+    out = []
+    failures = ctx.table("score_failures", optional=True)
+    if failures is not None and len(failures):
+        out += ["## Failed scores", "", f"{len(failures)} score(s) raised an error and are left out where they "
+                f"failed ({', '.join(sorted(failures['method'].astype(str).unique()))}):", "",
+                _md_table(failures.fillna("")), ""]
+    notes = ctx.table("data_notes", optional=True)
+    if notes is not None and len(notes):
+        counts = notes.groupby(["dataset", "kind"]).size()
+        out += ["## Data notes", "", "What data preparation changed in the targets: "
+                + "; ".join(f"{d}: {n} {k.replace('_', ' ')}(s)" for (d, k), n in counts.items()) + ".", "",
+                _md_table(notes.assign(images=notes["images"].map(lambda v: "" if pd.isna(v) else str(int(v))))
+                          .fillna("")), ""]
+    return out
+
+
 def summary_markdown(ctx) -> str:
     """summary.md: the key numbers of a run as Markdown: mean over targets of Spearman, Pearson,
     top-k gain and trials to best per method (selection_eval), PARC's mean Pearson over probe
     draws (parc_protocol), the fraction of targets with zero regret at budgets 1-3
-    (wm_zero_regret's data, else computed from the tables) and, on the paper benchmark, the mean
-    absolute difference to each published table (published_*). Missing tables are skipped or
+    (wm_zero_regret's data, else computed from the tables), the failed scores and data notes
+    (`_failures_and_notes`) and, on the paper benchmark, the mean absolute difference to each
+    published table (published_*). Missing tables are skipped or
     recomputed from the result tables."""
     from analysis.outputs import OUTPUTS
     from analysis.protocols import evaluate_selection
@@ -215,8 +340,10 @@ def summary_markdown(ctx) -> str:
         wide.columns = [f"{s}, B={b}" for s, b in columns]
         out += [f"## Fraction of targets with zero regret (pool: {pool})", "",
                 _md_table(wide.rename_axis("strategy").reset_index()), ""]
+    out += _failures_and_notes(ctx)
     published = sorted(n for n in OUTPUTS if n.startswith("published_"))
-    diffs = [(n.removeprefix("published_"), d) for n in published if (d := ctx.table(n, optional=True)) is not None]
+    diffs = [(n.removeprefix("published_"), d) for n in published
+             if (d := ctx.table(n, optional=True)) is not None and "difference" in d]
     if diffs:
         out += ["## Reproduced vs published (mean |difference| over the rows reproduced)", "",
                 _md_table(pd.DataFrame([{"table": n, "rows": int(d["difference"].notna().sum()),

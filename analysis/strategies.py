@@ -14,7 +14,8 @@ Strategies (Which Model to Transfer? Sec. 2 and 5.3; PARC Sec. 4, eq. 6):
 - `depth_calibrated`: PARC's "+l", method "<m>+l";
 - `task_agnostic`: best source_test_accuracy, then largest source_images, then most parameters;
 - `hybrid`: the top-1 task-agnostic expert + the top-(B-1) experts by a task-aware score;
-- `random_strategy`: all experts tied (the exact expectation over random B-subsets).
+- `random_strategy`: all experts tied (the exact expectation over random B-subsets);
+- `heuristic`: PARC's Heuristic baseline (Sec. 3.2, eq. 4), from the zoo and targets tables alone.
 
 A model pool is a filter on experts (`restrict_pool`): None (every expert), a collection of
 expert ids, or a callable mapping the zoo table to a boolean mask (e.g. `arch_pool("resnet")`).
@@ -27,12 +28,16 @@ import numpy as np
 import pandas as pd
 
 from analysis.protocols import RANDOM, probe_rows, probes_present
+from analysis.tables import REFERENCE_PREFIX
+from pipeline.layout import is_parc_draw
 
 Pool = Union[None, Collection[str], Callable[[pd.DataFrame], "pd.Series"]]
 
 TASK_AGNOSTIC = "task_agnostic"
 TASK_AWARE = ("logistic", "knn_loo")  # linear probe and kNN (Which Model Sec. 2, II B)
 CALIBRATED = "+l"
+HEURISTIC = "heuristic"  # PARC eq. 4
+REF_HEURISTIC = f"{REFERENCE_PREFIX}heuristic"  # the same baseline as dbolya/parc's released code computes it
 AGNOSTIC_CRITERIA = ("source_test_accuracy", "source_images", "parameters")
 RANKING_COLUMNS = ["expert", "target", "shots", "method", "score", "probe", "tie_draw"]
 _GROUP = ["target", "shots", "probe"]
@@ -104,6 +109,10 @@ def depth_calibrated(scores_df: pd.DataFrame, zoo_df: pd.DataFrame, pool: Pool =
     pool's experts in the zoo table (PARC's "maximum depth possible", 50 in the paper).
     Every method but ``random`` (default: all methods), on every probe (``probe=None``) or
     one. Experts without a zoo depth get a NaN score (left out by the protocols).
+
+    A reference-code method ("ref_<m>") is calibrated as dbolya/parc ``metrics.add_plasticity``
+    (commit b05d062) does: mu and sigma over all of the method's transfers of one shot setting,
+    every target and every PARC draw together (the released code's results table), not per target.
     """
     df = _candidates(scores_df, zoo_df, pool, None, probe)
     methods = [m for m in (df["method"].unique() if methods is None else methods) if m != RANDOM]
@@ -112,10 +121,53 @@ def depth_calibrated(scores_df: pd.DataFrame, zoo_df: pd.DataFrame, pool: Pool =
         return _empty()
     depth = zoo_df.set_index("expert")["depth"].astype(float)
     depth_max = restrict_pool(zoo_df, zoo_df, pool)["depth"].astype(float).max()
-    grouped = df.groupby(["method", *_GROUP])["score"]
+    ref = df["method"].str.startswith(REFERENCE_PREFIX)
+    kind = df["probe"].astype(str).map(lambda p: "parc_draw" if is_parc_draw(p) else p)
+    keys = [df["method"], df["target"].where(~ref, ""), df["shots"], df["probe"].where(~ref, kind)]
+    grouped = df["score"].groupby(keys)
     sigma = grouped.transform(lambda x: x.std(ddof=ddof))
     z = ((df["score"] - grouped.transform("mean")) / sigma).where(sigma > 0, 0.0)
     return _frame(df, df["method"] + CALIBRATED, z + df["expert"].map(depth) / depth_max)
+
+
+def heuristic(scores_df: pd.DataFrame, zoo_df: pd.DataFrame, targets_df: pd.DataFrame, pool: Pool = None,
+              probe: str | None = None, reference: bool = False) -> pd.DataFrame:
+    """PARC's Heuristic baseline (Bolya et al. Sec. 3.2, eq. 4; Tables 1-2), method "heuristic"
+    (higher = predicted to transfer better; it needs no features):
+
+        heuristic_s^t = l_s + log(|D^s| + |D^t|)
+
+    l_s: the expert's ``depth`` (zoo table: weight layers, as the 50 of ResNet-50); |D^s|: its
+    ``source_images``; |D^t|: the target's training ``images`` of that shot setting (targets
+    table). ``reference=True``, method "ref_heuristic": the value of dbolya/parc ``metrics.py``
+    ``add_heuristic`` (commit b05d062), l_s + log|D^s| - log|D^t|, which the released code
+    computes instead of eq. 4. The value does not depend on the probe set: one row per
+    (expert, target, shots, probe) that has scores (by any method) on ``probe`` (None = every
+    probe), so it enters every protocol beside the scores (PARC's std over draws is 0). Experts
+    or (target, shots) missing from the tables get NaN (left out by the protocols)."""
+    df = _candidates(scores_df, zoo_df, pool, None, probe).drop_duplicates(["expert", *_GROUP])
+    if df.empty or targets_df is None or targets_df.empty:
+        return _empty()
+    zoo = zoo_df.set_index("expert")
+    depth, source_images = (df["expert"].map(zoo[c].astype(float)) for c in ("depth", "source_images"))
+    images = targets_df.assign(shots=targets_df["shots"].astype(str)).set_index(["target", "shots"])["images"]
+    target_images = pd.Series([images.get(key, np.nan) for key in zip(df["target"], df["shots"].astype(str))],
+                              index=df.index, dtype=float)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        value = (depth + np.log(source_images) - np.log(target_images) if reference
+                 else depth + np.log(source_images + target_images))
+    return _frame(df, REF_HEURISTIC if reference else HEURISTIC, value)
+
+
+def heuristics(scores_df: pd.DataFrame, zoo_df: pd.DataFrame, targets_df: pd.DataFrame | None, pool: Pool = None,
+               probe: str | None = None) -> pd.DataFrame:
+    """`heuristic` as eq. 4 and as the reference code (both methods), or no rows without a
+    targets table."""
+    if targets_df is None:
+        return _empty()
+    frames = [heuristic(scores_df, zoo_df, targets_df, pool, probe, reference=r) for r in (False, True)]
+    frames = [f for f in frames if len(f)]
+    return pd.concat(frames, ignore_index=True) if frames else _empty()
 
 
 def agnostic_rank(zoo_df: pd.DataFrame) -> pd.Series:
@@ -166,12 +218,13 @@ def hybrid(scores_df: pd.DataFrame, zoo_df: pd.DataFrame, aware: str, pool: Pool
     return pd.concat(frames, ignore_index=True) if frames else _empty()
 
 
-def all_strategies(scores_df: pd.DataFrame, zoo_df: pd.DataFrame, pool: Pool = None, *, probe: str) -> pd.DataFrame:
+def all_strategies(scores_df: pd.DataFrame, zoo_df: pd.DataFrame, pool: Pool = None, *, probe: str,
+                   targets_df: pd.DataFrame | None = None) -> pd.DataFrame:
     """Every strategy as extra ranking rows: task_agnostic and hybrid_<aware> for each TASK_AWARE
     method with scores (on the main probe set ``probe``), "<m>+l" for every method on every probe,
-    and ``random`` when the score table has none. Plain methods (top-B by their scores,
-    `task_aware`) are the score rows."""
-    frames = [task_agnostic(scores_df, zoo_df, pool, probe=probe),
+    PARC's heuristic (`heuristics`, on every probe; with ``targets_df`` only) and ``random`` when
+    the score table has none. Plain methods (top-B by their scores, `task_aware`) are the score rows."""
+    frames = [task_agnostic(scores_df, zoo_df, pool, probe=probe), heuristics(scores_df, zoo_df, targets_df, pool),
               *(hybrid(scores_df, zoo_df, aware, pool, probe=probe) for aware in TASK_AWARE
                 if (scores_df["method"] == aware).any()),
               depth_calibrated(scores_df, zoo_df, pool)]
@@ -203,5 +256,16 @@ def ranked_methods(ctx) -> pd.DataFrame:
     def make():
         scores = ctx.single("scores")
         return pd.concat([scores, learned_recommendations(ctx),
-                          all_strategies(scores, ctx.table("zoo_accuracy"), probe=ctx.probe_set)], ignore_index=True)
+                          all_strategies(scores, ctx.table("zoo_accuracy"), probe=ctx.probe_set,
+                                         targets_df=ctx.table("targets", optional=True))], ignore_index=True)
     return ctx.memo("ranked_methods", make)
+
+
+def scores_with_heuristics(ctx) -> pd.DataFrame:
+    """The single-domain zoo's scores plus PARC's heuristic rows (`heuristics`, every probe; no
+    seconds: PARC reports its time as N/A), the methods of PARC's Tables 1-3; once per context."""
+    def make():
+        scores = ctx.single("scores")
+        extra = heuristics(scores, ctx.table("zoo_accuracy"), ctx.table("targets", optional=True))
+        return pd.concat([scores, extra.drop(columns="tie_draw")], ignore_index=True) if len(extra) else scores
+    return ctx.memo("scores_with_heuristics", make)

@@ -2,7 +2,10 @@
 
 Record formats (written by the zoo / fine-tune / selection stages):
 - zoo metrics: one JSON object per expert;
-- fine-tune and score records: ``{"rows": [...]}`` with one row per job item.
+- fine-tune and score records: ``{"rows": [...]}`` with one row per job item; a score record
+  also lists ``"failures"``: the methods that raised on one (target, shots, probe set);
+- a prepared target's ``stats.json``: ``short_classes`` (per few-shot setting, the classes trained
+  on fewer images than the shot count) and ``dropped`` (files and classes left out, with reasons).
 """
 from __future__ import annotations
 
@@ -26,7 +29,12 @@ TARGET_COLUMNS = ["target", "shots", "images", "classes"]
 MULTIDOMAIN_COLUMNS = ["variant", "source", "source_test_accuracy", "source_images", "seconds"]
 FINETUNE_COLUMNS = ["expert", "target", "shots", "lr", "test_accuracy", "seconds"]
 SCORE_COLUMNS = ["expert", "target", "shots", "probe", "method", "score", "seconds", "feature_seconds"]
+FAILURE_COLUMNS = ["expert", "target", "shots", "probe", "method", "error"]
+DATA_NOTE_COLUMNS = ["dataset", "kind", "shots", "class", "images", "path", "reason"]
 KEYS = ["expert", "target", "shots"]
+# a method "ref_<m>" is the variant of <m> that reproduces its paper's reference code (selection
+# variants with ``as_reference: true``; PARC's heuristic and "+l" as dbolya/parc computes them)
+REFERENCE_PREFIX = "ref_"
 
 # the init column's values, by the kind of pipeline.layout.Expert (the tables keep these names)
 INIT = {"scratch": "scratch", "init": "generalist", "md": "multidomain"}
@@ -114,6 +122,36 @@ def scores_table(paths: Iterable) -> pd.DataFrame:
     return _frame(rows, SCORE_COLUMNS, "score")
 
 
+def score_failures_table(paths: Iterable) -> pd.DataFrame:
+    """One row per failed score (expert, target, shots, probe, method, error) from the score
+    records' ``failures``; the empty table with these columns when every score was computed."""
+    rows = [r for p in paths for r in _load_json(p).get("failures", [])]
+    return _frame(rows, FAILURE_COLUMNS, "score failure")
+
+
+def data_notes_table(target_dirs: Iterable) -> pd.DataFrame:
+    """What preparation changed in each target (its ``stats.json``; a target without one, or
+    without these keys, has no notes): kind ``short_class`` (per few-shot setting: a class with
+    fewer training images than the shot count, trained on all it has: class, images, shots),
+    ``dropped_file`` (path, class where known, reason) and ``dropped_class`` (class, reason)."""
+    rows = []
+    for d in map(Path, target_dirs):
+        stats = _load_json(d / "stats.json") if (d / "stats.json").is_file() else {}
+        for shots, short in sorted((stats.get("short_classes") or {}).items()):
+            rows += [{"dataset": d.name, "kind": "short_class", "shots": str(shots), "class": r["class"],
+                      "images": r["images"], "path": "",
+                      "reason": f"{r['images']} training images, fewer than {r.get('shots', shots)} shots: "
+                                "trained on all it has"} for r in short]
+        dropped = stats.get("dropped") or {}
+        rows += [{"dataset": d.name, "kind": "dropped_file", "shots": "", "class": f.get("class", ""), "images": None,
+                  "path": f.get("path", ""), "reason": f.get("reason", "") + (f" ({f['detail']})" if f.get("detail") else "")}
+                 for f in dropped.get("files", [])]
+        rows += [{"dataset": d.name, "kind": "dropped_class", "shots": "", "class": c.get("class", ""), "images": None,
+                  "path": "", "reason": c.get("reason", "")} for c in dropped.get("classes", [])]
+    df = _frame(rows, DATA_NOTE_COLUMNS, "data note")
+    return df.assign(images=pd.to_numeric(df["images"]).astype("Int64"))  # a count, empty where none
+
+
 def targets_table(target_dirs: Iterable) -> pd.DataFrame:
     """Dataset meta-features per (target, shots): training images of that setting and classes,
     from each prepared target's splits.json and classes.json."""
@@ -167,6 +205,16 @@ def finetune(ctx) -> pd.DataFrame:
 def scores(ctx) -> pd.DataFrame:
     """scores.csv from the score records."""
     return scores_table(ctx.records["scores"])
+
+
+def score_failures(ctx) -> pd.DataFrame:
+    """score_failures.csv from the score records' failures."""
+    return score_failures_table(ctx.records["scores"])
+
+
+def data_notes(ctx) -> pd.DataFrame:
+    """data_notes.csv from the prepared target directories' stats.json."""
+    return data_notes_table(ctx.records.get("target_dirs", []))
 
 
 def targets(ctx) -> pd.DataFrame:

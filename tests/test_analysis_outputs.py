@@ -66,6 +66,9 @@ COLUMNS = {
     "published_guided_table2": ["method", *COMPARED],
 }
 COLUMNS["selection_eval_multidomain"] = COLUMNS["selection_eval"]
+COLUMNS.update({"score_failures": ["expert", "target", "shots", "probe", "method", "error"],
+                "data_notes": ["dataset", "kind", "shots", "class", "images", "path", "reason"],
+                "published_methods": ["table", "method", "reproduced_method", "rows", "reproduced_rows", "note"]})
 
 
 @pytest.fixture(scope="module")

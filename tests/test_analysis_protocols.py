@@ -177,6 +177,18 @@ def test_depth_calibration():
     assert len(got) == 4
 
 
+def test_depth_calibration_of_a_reference_method_pools_targets_and_draws():
+    """"ref_<m>+l" as dbolya/parc metrics.add_plasticity: one mean and std (ddof=1) over every target
+    and PARC draw of the method (per shot setting); other probe sets apart."""
+    sc = _scores(("ref_p", "t", "parc_draw0", {A: 0, B: 0, C: 0, D: 4}),
+                 ("ref_p", "v", "parc_draw1", dict.fromkeys(ACC, 4)), ("ref_p", "t", PROBE, {A: 1, B: 2, C: 3, D: 4}))
+    got = depth_calibrated(sc, ZOO).set_index(["target", "probe", "expert"])["score"]
+    mean, std = 20 / 8, np.sqrt(30 / 7)  # over (0, 0, 0, 4, 4, 4, 4, 4)
+    assert got[("t", "parc_draw0", A)] == pytest.approx((0 - mean) / std + 0.25)
+    assert got[("v", "parc_draw1", D)] == pytest.approx((4 - mean) / std + 0.75)
+    assert got[("t", PROBE, D)] == pytest.approx(1.5 / np.sqrt(5 / 3) + 0.75)
+
+
 def test_parc_protocol_mean_and_std_over_draws():
     sc = _scores(("m", "t", "parc_draw0", M), ("m", "v", "parc_draw0", {A: 4, B: 3, C: 2, D: 1}),
                  ("m", "t", "parc_draw1", {A: 1, B: 2, C: 3, D: 4}), ("m", "v", "parc_draw1", {A: 4, B: 3, C: 2, D: 1}),

@@ -41,7 +41,7 @@ def test_compare_and_adapters():
     pub = pd.DataFrame({"m": ["a", "b", "c"], "value": [1.0, 2.0, 3.0], "source": "paper"})
     rep = pd.DataFrame({"m": ["a", "b", "z"], "value": [1.5, 2.0, 9.0]})
     c = compare(rep, pub, ["m"])
-    assert list(c.columns) == ["m", "reproduced", "published", "difference", "source"]
+    assert list(c.columns) == ["m", "reproduced", "published", "difference", "source", "reproduced_method", "note"]
     assert c["difference"].tolist()[:2] == [0.5, 0.0] and np.isnan(c["difference"].iloc[2])
     t1 = pd.DataFrame({"arch": ["resnet"], "init": ["scratch"], "imagenet": [78.54], "food101": [np.nan]})
     d = compare_deshpande_table1(t1).set_index(["arch", "init", "dataset"])["difference"]
@@ -57,7 +57,7 @@ def test_published_outputs_only_on_the_paper_benchmark(tmp_path):
     assert not [o for o in outputs("artifacts", paper=False, **flags) if o.name.startswith("published_")]
     assert [o.name for o in outputs("artifacts", paper=True, **flags) if o.name.startswith("published_")] == [
         "published_deshpande_table1", "published_deshpande_table3", "published_parc_mean_pc", "published_parc_table2",
-        "published_parc_table3", "published_guided_table2"]
+        "published_parc_table3", "published_guided_table2", "published_methods"]
     pub = load_published("deshpande_table1")
     pub = pub[pub["arch"] != "reported"]
     suffix = np.where(pub["init"] == "generalist", "-init", "")
