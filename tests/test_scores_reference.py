@@ -14,6 +14,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from selection.run import SelectionError
 from selection.scores import SCORES, compute_score
 from selection.scores.clustering import nleep
 from selection.scores.domain import domain_similarity
@@ -229,5 +230,5 @@ def test_variants_config_reaches_as_reference():
     x = make_inputs(dict(seed=172, n=80, d=12, c=3, spread=0.5, dup=12))
     assert run_method(*table["parc_f32_ref"], x) == parc(**x, pca_dim=4, as_reference=True)
     assert math.isfinite(run_method(*table["knn_f8_ref"], x))
-    with pytest.raises(ValueError, match="no option"):
+    with pytest.raises(SelectionError, match="no option"):
         method_table([], {"sfda_ref": {"score": "sfda", "options": {"as_reference": True}}})
