@@ -60,11 +60,21 @@ BAD = [
 
 
 @pytest.mark.parametrize("change,message", BAD, ids=[b[1][:28] for b in BAD])
+def test_bad_config_is_named_by_key_and_value(tmp_path, change, message):
+    """What the Snakefile runs first (pipeline.benchmark.load_benchmark), without Snakemake's start-up."""
+    from pipeline.benchmark import BenchmarkError, load_benchmark
+
+    with pytest.raises(BenchmarkError) as err:
+        load_benchmark({**MINI, "results": str(tmp_path / "results"), **change})
+    assert message in str(err.value)
+
+
+@pytest.mark.parametrize("change,message", [BAD[0], BAD[-1]], ids=["schema", "preset"])
 def test_bad_config_fails_before_any_job(tmp_path, change, message):
     config = {**MINI, "results": str(tmp_path / "results"), **change}
     result = dry_run(tmp_path, config)
     assert result.returncode != 0
-    assert message in result.stderr + result.stdout
+    assert "benchmark config error: " in result.stderr and message in result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "results").exists()
 
