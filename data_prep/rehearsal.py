@@ -11,14 +11,16 @@
    rule, options and notes stay the real ones; what a fake needs besides is listed in its notes); the
    manual datasets' files (ImageNet, Logo-2K+, Stanford Cars, the iMaterialist lists) are placed in
    <raw_data>/<name>/, as a user would;
-4. runs `python -m pipeline run --cores N --configfile <config>` (Snakemake; resumes after a killed run)
-   and prints the jobs per rule with their seconds (from <results>/benchmarks/).
+4. runs `python -m pipeline run --cores N --configfile <config>` (Snakemake; resumes after a killed run),
+   with `--report` then <results>/report.html, and prints the jobs per rule with their seconds (from
+   <results>/benchmarks/).
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import resource
 import shutil
 import subprocess
 import sys
@@ -33,9 +35,9 @@ from data_prep.fakes import Size
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = ROOT / "configs" / "benchmark" / "rehearsal.yaml"
-# a source: 3 classes of 4 training and 2 test images; a target: 3 classes of 6 + 2 (5-shot is 5 of 6;
+# a source: 3 classes of 5 training and 2 test images (Domain Similarity needs 5 per source class); a target: 3 classes of 6 + 2 (5-shot is 5 of 6;
 # 20-shot trains on all 6, options.short_classes: all_available); 40 px images, trained at 32 px
-SOURCE_SIZE = Size(classes=3, train=4, test=2, side=40)
+SOURCE_SIZE = Size(classes=3, train=5, test=2, side=40)
 TARGET_SIZE = Size(classes=3, train=6, test=2, side=40)
 IMAGE_SIZE = 32
 PLUGIN = Path(__file__).resolve().parent / "rehearsal_hydra"
@@ -142,6 +144,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--config", type=Path, default=DEFAULT_CONFIG, help="the benchmark config (default: %(default)s)")
     parser.add_argument("--cores", default="all", help="snakemake --cores (default: all)")
     parser.add_argument("--port", type=int, default=0, help="port of the local server (default: a free one)")
+    parser.add_argument("--report", action="store_true", help="then write <results>/report.html (snakemake --report)")
     parser.add_argument("snakemake", nargs="*", help="further snakemake arguments (after --)")
     args = parser.parse_args(argv)
     began = time.monotonic()
@@ -153,15 +156,22 @@ def main(argv: list[str]) -> int:
     print(f"rehearsal: fakes of {len(bench['sources']) + len(bench['targets'])} datasets served at {server.url} "
           f"({time.monotonic() - began:.0f}s); dataset configs in {bench['config_dirs'][0]}/dataset", flush=True)
     try:
-        cmd = [sys.executable, "-m", "pipeline", "run", "--cores", str(args.cores), "--configfile", str(args.config),
-               *args.snakemake]
+        # --configfile last: it takes several values
+        cmd = [sys.executable, "-m", "pipeline", "run", *args.snakemake, "--cores", str(args.cores),
+               "--configfile", str(args.config)]
         rc = subprocess.run(cmd, cwd=ROOT, env=run_env(bench)).returncode
+        if rc == 0 and args.report:
+            report = Path(bench["results"]) / "report.html"
+            rc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", str(args.cores), "--configfile",
+                                 str(args.config), "--report", str(report)], cwd=ROOT, env=run_env(bench)).returncode
     finally:
         server.close()
     wall = time.monotonic() - began
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)  # every job, rolled up through Snakemake
+    cpu = usage.ru_utime + usage.ru_stime
     counts = job_counts(Path(bench["results"]))
-    print(f"rehearsal: {'done' if rc == 0 else f'snakemake exited with {rc}'} in {wall / 60:.1f} min; "
-          f"jobs per rule (seconds summed over jobs):", flush=True)
+    print(f"rehearsal: {'done' if rc == 0 else f'snakemake exited with {rc}'} in {wall / 60:.1f} min of wall time, "
+          f"{cpu / 60:.1f} min of CPU time (all processes); jobs per rule (wall seconds summed over jobs):", flush=True)
     for rule, (n, seconds) in sorted(counts.items(), key=lambda kv: -kv[1][1]):
         print(f"  {rule:16s} {n:4d} jobs {seconds:8.0f} s")
     return rc
