@@ -35,8 +35,9 @@ from data_prep.fakes import Size
 
 ROOT = Path(__file__).resolve().parents[1]
 DEFAULT_CONFIG = ROOT / "configs" / "benchmark" / "rehearsal.yaml"
-# a source: 3 classes of 5 training and 2 test images (Domain Similarity needs 5 per source class); a target: 3 classes of 6 + 2 (5-shot is 5 of 6;
-# 20-shot trains on all 6, options.short_classes: all_available); 40 px images, trained at 32 px
+# a source: 3 classes of 5 training and 2 test images (Domain Similarity needs 5 per source class); a target:
+# 3 classes of 6 + 2 (5-shot is 5 of 6; a 20-shot setting, if a config asks for one, trains on all 6:
+# options.short_classes: all_available); 40 px images, trained at 32 px
 SOURCE_SIZE = Size(classes=3, train=5, test=2, side=40)
 TARGET_SIZE = Size(classes=3, train=6, test=2, side=40)
 IMAGE_SIZE = 32
@@ -84,10 +85,10 @@ def write_configs(bench: dict, sizes: dict[str, Size], changes: dict[str, dict],
         what = [f"{cfg['num_classes']} classes of {size.train} training and {size.test} test images of {size.side} px "
                 f"(trained at {IMAGE_SIZE} px)"]
         if name in bench["targets"]:
-            # the fakes hold fewer training images per class than 20-shot asks: the class trains on all it has
+            # a fake holds fewer training images per class than 20-shot asks: such a class trains on all it has
             cfg["train_per_class"] = None
             cfg["options"] = {**(cfg.get("options") or {}), "short_classes": "all_available"}
-            what.append("20-shot trains on all of a class's images (options.short_classes: all_available)")
+            what.append("a class short of a shot setting trains on all its images (options.short_classes: all_available)")
         extra = {k: v for k, v in changes[name].items() if k in ("split", "options", "shards")}
         if extra:
             what.append(f"changed for the fake's size: {json.dumps(extra)}")
