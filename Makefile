@@ -36,3 +36,9 @@ lint: $(STAMP)
 
 clean:
 	rm -rf results/mini
+
+# the paper benchmark's DAG on small fakes of its 19 datasets in their real layouts, served by a local
+# HTTP server (data_prep/rehearsal.py, configs/benchmark/rehearsal.yaml, configs/preset/rehearsal/)
+.PHONY: rehearsal
+rehearsal: $(STAMP)
+	$(PY) -m data_prep.rehearsal --cores all --report

@@ -7,9 +7,7 @@ network. Also: corrupt images, checksum errors, mirror fallback, resumed downloa
 an HTTP server that honours Range), archive path traversal, manual datasets, the readers' API.
 """
 import csv
-import hashlib
 import http.server
-import io
 import json
 import pickle
 import tarfile
@@ -27,6 +25,8 @@ from PIL import Image
 from conftest import CONFIGS
 from data_prep.config import DatasetConfig
 from data_prep.download import DataPrepError, extract, fetch
+from data_prep.fakes import RangeHandler as _RangeHandler  # the local server of the rehearsal, with Range support
+from data_prep.fakes import digest, make_tar, make_zip, records, savemat, use_checksums, write
 from data_prep.prepare import assign_split, prepare
 from data_prep.readers import ImageArrays, ImageFiles, PreparedDataset
 from data_prep.sources import Sample
@@ -51,37 +51,6 @@ def image(path: Path, size=(14, 10), fmt=None) -> Path:
     return path
 
 
-def make_tar(archive: Path, root: Path) -> Path:
-    archive.parent.mkdir(parents=True, exist_ok=True)
-    with tarfile.open(archive, "w:gz" if archive.name.endswith(("gz", "tgz")) else "w") as tf:
-        for p in sorted(root.rglob("*")):
-            if p.is_file():
-                tf.add(p, arcname=p.relative_to(root).as_posix())
-    return archive
-
-
-def make_zip(archive: Path, root: Path) -> Path:
-    archive.parent.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(archive, "w") as zf:
-        for p in sorted(root.rglob("*")):
-            if p.is_file():
-                zf.write(p, p.relative_to(root).as_posix())
-    return archive
-
-
-def digest(path: Path, algorithm: str) -> str:
-    return hashlib.new(algorithm, path.read_bytes()).hexdigest()
-
-
-def use_checksums(entry: dict, path: Path) -> None:
-    """Swap the fake file's real checksum (of the kind the config uses) and size into a download entry."""
-    for algorithm in ("md5", "sha256"):
-        if entry.get(algorithm):
-            entry[algorithm] = digest(path, algorithm)
-    if entry.get("size"):
-        entry["size"] = path.stat().st_size
-
-
 def serve(cfg: dict, server: Path) -> dict:
     """Point every download entry at the same-named file under `server` (file:// URLs)."""
     for entry in cfg["download"]["files"]:
@@ -98,28 +67,10 @@ def manual_files(cfg: dict, raw: Path) -> dict:
     return cfg
 
 
-def write(path: Path, text: str) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text(text)
-    return path
 
 
-def savemat(path: Path, **arrays) -> Path:
-    from scipy.io import savemat as _savemat
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    _savemat(path, arrays)
-    return path
 
 
-def records(**columns) -> np.ndarray:
-    """A MATLAB struct array (numpy structured array of objects)."""
-    n = len(next(iter(columns.values())))
-    out = np.zeros(n, dtype=[(k, "O") for k in columns])
-    for k, values in columns.items():
-        for i, v in enumerate(values):
-            out[i][k] = v
-    return out
 
 
 # ---------------------------------------------------------------- one fake per dataset
@@ -599,27 +550,6 @@ def test_interrupted_download_resumes_from_the_part_file(tmp_path, caplog):
     assert "resuming blob.bin.part at 0.1 MB" in caplog.text
 
 
-class _RangeHandler(http.server.SimpleHTTPRequestHandler):
-    """Serves files with HTTP Range support (SimpleHTTPRequestHandler has none); records the ranges asked for."""
-
-    ranges: list = []
-
-    def send_head(self):
-        header = self.headers.get("Range")
-        if not header:
-            return super().send_head()
-        path = Path(self.translate_path(self.path))
-        data = path.read_bytes()
-        start = int(header.removeprefix("bytes=").split("-")[0])
-        type(self).ranges.append(start)
-        self.send_response(206)
-        self.send_header("Content-Range", f"bytes {start}-{len(data) - 1}/{len(data)}")
-        self.send_header("Content-Length", str(len(data) - start))
-        self.end_headers()
-        return io.BytesIO(data[start:])
-
-    def log_message(self, *args):
-        pass
 
 
 @pytest.mark.parametrize("honours_range", [True, False])
