@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
 import shutil
 import subprocess
@@ -41,7 +40,6 @@ DEFAULT_CONFIG = ROOT / "configs" / "benchmark" / "rehearsal.yaml"
 SOURCE_SIZE = Size(classes=3, train=5, test=2, side=40)
 TARGET_SIZE = Size(classes=3, train=6, test=2, side=40)
 IMAGE_SIZE = 32
-PLUGIN = Path(__file__).resolve().parent / "rehearsal_hydra"
 
 
 class RehearsalError(RuntimeError):
@@ -105,15 +103,6 @@ def write_configs(bench: dict, sizes: dict[str, Size], changes: dict[str, dict],
     return out
 
 
-def run_env(bench: dict) -> dict:
-    """The environment of the Snakemake run: the search-path plugin that makes config_dirs shadow configs/
-    (data_prep/rehearsal_hydra: pipeline.stages appends them after configs/, so the fakes' dataset
-    configs, named as the paper's, would lose to the real ones) and the folders it prepends."""
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(PLUGIN), *filter(None, [env.get("PYTHONPATH")])])
-    env["REHEARSAL_CONFIG_DIRS"] = os.pathsep.join(str(Path(d).resolve()) for d in bench["config_dirs"])
-    return env
-
 
 def job_counts(results: Path) -> dict[str, tuple[int, float]]:
     """{rule: (jobs, summed seconds)} from the Snakemake benchmark files of a run."""
@@ -160,11 +149,11 @@ def main(argv: list[str]) -> int:
         # --configfile last: it takes several values
         cmd = [sys.executable, "-m", "pipeline", "run", *args.snakemake, "--cores", str(args.cores),
                "--configfile", str(args.config)]
-        rc = subprocess.run(cmd, cwd=ROOT, env=run_env(bench)).returncode
+        rc = subprocess.run(cmd, cwd=ROOT).returncode
         if rc == 0 and args.report:
             report = Path(bench["results"]) / "report.html"
             rc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", str(args.cores), "--configfile",
-                                 str(args.config), "--report", str(report)], cwd=ROOT, env=run_env(bench)).returncode
+                                 str(args.config), "--report", str(report)], cwd=ROOT).returncode
     finally:
         server.close()
     wall = time.monotonic() - began

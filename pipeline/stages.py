@@ -9,6 +9,7 @@ Python (the Snakefile checks it before any job runs; the tests assert the papers
 from __future__ import annotations
 
 import importlib
+import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Sequence
@@ -75,18 +76,19 @@ def preset_override(stage: str, benchmark: str, config_dirs: Sequence[str] = ())
     return f"preset={benchmark}/{stage}"
 
 
-def searchpath_override(config_dirs: Sequence[str] = ()) -> list[str]:
-    """hydra.searchpath for a benchmark's own config folders (none: no override)."""
+def config_dirs_env(config_dirs: Sequence[str] = ()) -> dict[str, str]:
+    """The environment that puts a benchmark's config folders before configs/ for Hydra (the search-path
+    plugin hydra_plugins/pipeline_config_dirs); empty without config_dirs."""
     if not config_dirs:
-        return []
-    return ["hydra.searchpath=[" + ",".join(f"file://{root}" for root in config_roots(config_dirs)[:-1]) + "]"]
+        return {}
+    return {"PIPELINE_CONFIG_DIRS": os.pathsep.join(str(root) for root in config_roots(config_dirs)[:-1])}
 
 
 def stage_overrides(stage: str, benchmark: str, config_dirs: Sequence[str] = ()) -> list[str]:
-    """The step, preset and search-path overrides every command line of a stage starts with."""
+    """The step and preset overrides every command line of a stage starts with."""
     spec = STAGES[stage] if stage in STAGES else None
     step = [f"step={spec.step}"] if spec and spec.step else []
-    return step + [preset_override(stage, benchmark, config_dirs)] + searchpath_override(config_dirs)
+    return step + [preset_override(stage, benchmark, config_dirs)]
 
 
 def compose(stage: str, benchmark: str, overrides: Sequence[str] = (), config_dirs: Sequence[str] = ()):
@@ -101,5 +103,12 @@ def compose(stage: str, benchmark: str, overrides: Sequence[str] = (), config_di
     module = STAGES[stage].module
     importlib.import_module(f"{module}.config")  # registers the stage's structured schema
     GlobalHydra.instance().clear()
-    with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
-        return hydra_compose(config_name=module, overrides=[*head, *overrides])
+    saved = os.environ.pop("PIPELINE_CONFIG_DIRS", None)
+    os.environ.update(config_dirs_env(config_dirs))
+    try:
+        with initialize_config_dir(config_dir=str(CONFIGS), version_base="1.3"):
+            return hydra_compose(config_name=module, overrides=[*head, *overrides])
+    finally:
+        os.environ.pop("PIPELINE_CONFIG_DIRS", None)
+        if saved is not None:
+            os.environ["PIPELINE_CONFIG_DIRS"] = saved

@@ -6,7 +6,7 @@ from pathlib import Path
 
 from pipeline.benchmark import uses_probe_network
 from pipeline.layout import Expert, Layout, domain_experts, per_class_probe, probe_sets, zoo_experts
-from pipeline.stages import STAGES, compose, identity_overrides, stage_overrides
+from pipeline.stages import STAGES, compose, config_dirs_env, identity_overrides, stage_overrides
 
 envvars:
     "PATH",
@@ -62,10 +62,11 @@ def stage_shell(stage, step=None, launcher=False):
     then the job's identity (`params.identity`), its own Hydra run directory (`params.run_dir`) and its
     log. `launcher` runs under torchrun when the profile gives the job several GPUs."""
     head = stage_overrides(stage, PRESET, config["config_dirs"])
+    env = " ".join(f"{k}={v}" for k, v in config_dirs_env(config["config_dirs"]).items())
     if step:
         head = [f"step={step}"] + [o for o in head if not o.startswith("step=")]
     python = "{params.launcher}" if launcher else "python -m"
-    return (f"{python} {STAGES[stage].module} {' '.join(head)} seed={SEED} {{params.identity}} "
+    return (f"{env + ' ' if env else ''}{python} {STAGES[stage].module} {' '.join(head)} seed={SEED} {{params.identity}} "
             "hydra.run.dir={params.run_dir} hydra.job.chdir=false > {log} 2>&1")
 
 

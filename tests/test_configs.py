@@ -116,3 +116,16 @@ def test_every_arch_and_zoo_recipe_composes(arch, train):
 def test_missing_group_option_is_named():
     with pytest.raises(MissingConfigException):
         compose_stage("zoo_training", "mini", "arch=resnet_huge")
+
+
+def test_config_dirs_come_before_configs(tmp_path):
+    """A benchmark's config_dirs add configs and shadow shipped ones of the same name (the search-path
+    plugin hydra_plugins/pipeline_config_dirs; hydra.searchpath alone would append them after configs/)."""
+    from pipeline.stages import compose
+
+    dtd = yaml.safe_load((CONFIGS / "dataset" / "dtd.yaml").read_text())
+    (tmp_path / "dataset").mkdir()
+    (tmp_path / "dataset" / "dtd.yaml").write_text(yaml.safe_dump({**dtd, "num_classes": 3}))
+    identity = ["dataset=dtd", "out_dir=x", "probe_per_class=2"]
+    assert compose("data_prep", "mini", identity, config_dirs=[str(tmp_path)]).dataset.num_classes == 3
+    assert compose("data_prep", "mini", identity).dataset.num_classes == 47
