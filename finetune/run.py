@@ -33,11 +33,13 @@ def _done_rows(partial: Path) -> dict[tuple, dict]:
 
 
 def best_per_setting(rows: list[dict]) -> list[dict]:
-    """The paper reports the best test accuracy over the lr grid per (target, shots)."""
+    """The paper reports the best test accuracy over the lr grid per (target, shots); a diverged point
+    (NaN accuracy) is never the best unless every point diverged."""
     best: dict[tuple, dict] = {}
     for row in rows:
         key = (row["target"], row["shots"])
-        if key not in best or row["test_accuracy"] > best[key]["test_accuracy"]:
+        if key not in best or np.nan_to_num(row["test_accuracy"], nan=-1.0) > np.nan_to_num(
+                best[key]["test_accuracy"], nan=-1.0):
             best[key] = row
     return [{"target": t, "shots": s, "lr": r["lr"], "test_accuracy": r["test_accuracy"]} for (t, s), r in best.items()]
 

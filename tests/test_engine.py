@@ -87,3 +87,23 @@ def test_gpu_lease_gives_each_process_its_own_device(tmp_path):
     script = f"from zoo_training.runtime import lease_gpu; print(lease_gpu(3, {str(tmp_path)!r}))"
     other = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=True)
     assert first == 0 and int(other.stdout) == 1
+
+
+def test_a_diverged_model_has_no_accuracy():
+    """NaN outputs are no signal: evaluate gives NaN, not the argmax-of-NaN accuracy."""
+    from zoo_training.engine import evaluate
+
+    data = ImageArrays(torch.rand(6, 3, 8, 8), torch.tensor([0, 1, 2, 0, 1, 2]))
+    model = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(192, 3))
+    assert evaluate(model, data) == evaluate(model, data)  # finite: a number
+    with torch.no_grad():
+        model[1].weight.fill_(float("nan"))
+    assert evaluate(model, data) != evaluate(model, data)  # NaN
+
+
+def test_best_point_of_the_grid_skips_a_diverged_lr():
+    from finetune.run import best_per_setting
+
+    rows = [{"target": "t", "shots": "full", "lr": lr, "test_accuracy": acc}
+            for lr, acc in ((0.01, float("nan")), (0.005, 41.0), (0.001, 40.0))]
+    assert best_per_setting(rows) == [{"target": "t", "shots": "full", "lr": 0.005, "test_accuracy": 41.0}]

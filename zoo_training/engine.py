@@ -135,18 +135,21 @@ def train_one_epoch(
 
 @torch.no_grad()
 def evaluate(model: nn.Module, data, batch_size: int = 256, runtime: Runtime = CPU) -> float:
-    """Top-1 accuracy in percent (each rank evaluates a slice; counts are summed)."""
+    """Top-1 accuracy in percent (each rank evaluates a slice; counts are summed). NaN when the model
+    outputs NaN or inf on any image (a diverged run): the argmax of NaN would read as an accuracy."""
     model.eval()
     if hasattr(data, "augmented"):
         data = data.augmented(False)
-    correct, count = 0, 0
+    correct, count, diverged = 0, 0, 0
     for start in range(runtime.rank * batch_size, len(data), batch_size * runtime.world_size):
         images, labels = runtime.to_device(*data.batch(torch.arange(start, min(start + batch_size, len(data)))))
         with runtime.autocast():
-            correct += (model(images).argmax(1) == labels).sum().item()
+            outputs = model(images)
+            correct += (outputs.argmax(1) == labels).sum().item()
+            diverged += int(not torch.isfinite(outputs).all().item())
         count += len(labels)
-    correct, count = runtime.all_sum(correct, count)
-    return 100.0 * correct / max(count, 1)
+    correct, count, diverged = runtime.all_sum(correct, count, diverged)
+    return float("nan") if diverged else 100.0 * correct / max(count, 1)
 
 
 def _save_atomic(state: dict, path: Path) -> None:
