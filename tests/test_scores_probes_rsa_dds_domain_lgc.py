@@ -19,38 +19,10 @@ from selection.scores.probes import knn_loo, logistic
 from selection.scores.representation import dds, rsa
 from selection.scores.source_probs import nce
 from selection.scores.sparsity import feature_metrics
+from score_inputs import make_inputs
 
 REFERENCE = json.loads((Path(__file__).parent / "data" / "reference_more.json").read_text())
 NEW_SCORES = ("knn_loo", "logistic", "nce", "rsa", "dds", "domain_similarity", "feature_metrics", "lgc")
-
-
-def make_inputs(recipe):
-    """Seeded inputs for one recipe (same code as the script that produced reference_more.json)."""
-    rng = np.random.default_rng(recipe["seed"])
-    n, d, c = recipe["n"], recipe["d"], recipe["c"]
-    labels = rng.integers(0, c, n)
-    labels[:c] = np.arange(c)
-    centers = rng.normal(size=(c, d))
-    features = rng.normal(size=(n, d)) + recipe.get("spread", 1.0) * centers[labels]
-    if recipe.get("relu"):
-        features = np.maximum(features, 0.0)
-    out = {"features": features, "labels": labels}
-    if "d_probe" in recipe:
-        w = rng.normal(size=(d, recipe["d_probe"])) / np.sqrt(d)
-        out["probe_features"] = np.tanh(features @ w) + 0.5 * rng.normal(size=(n, recipe["d_probe"]))
-    if "z" in recipe:
-        logits = recipe.get("signal", 2.0) * rng.normal(size=(c, recipe["z"]))[labels] + rng.normal(size=(n, recipe["z"]))
-        p = np.exp(logits - logits.max(axis=1, keepdims=True))
-        out["probs"] = p / p.sum(axis=1, keepdims=True)
-    if "n_source" in recipe:
-        ns, cs = recipe["n_source"], recipe["c_source"]
-        src_labels = rng.integers(0, cs, ns)
-        src_labels[:cs] = np.arange(cs)
-        out["source_labels"] = src_labels
-        out["source_features"] = rng.normal(size=(ns, d)) + rng.normal(size=(cs, d))[src_labels]
-    if "p" in recipe:
-        out["gradients"] = rng.normal(size=(n, recipe["p"])) + rng.normal(size=(c, recipe["p"]))[labels]
-    return out
 
 
 def _score_kwargs(recipe):

@@ -22,49 +22,13 @@ from selection.scores.evidence import logme
 from selection.scores.label_correlation import parc
 from selection.scores.representation import dds, rsa
 from selection.scores.source_probs import leep, nce
+from score_inputs import make_inputs
 
 DATA = json.loads((Path(__file__).parent / "data" / "reference_exact.json").read_text())
 REL = DATA["tolerance"]["rel"]
 # scores whose default departs from a reference, so that as_reference exists
 WITH_REFERENCE_VARIANT = ("parc", "rsa", "dds", "logme", "leep", "nce", "hscore", "knn_loo", "logistic",
                           "nleep", "domain_similarity")
-
-
-def make_inputs(recipe):
-    """Seeded inputs for one recipe (the same code generated the stored reference values)."""
-    rng = np.random.default_rng(recipe["seed"])
-    n, d, c = recipe["n"], recipe["d"], recipe["c"]
-    labels = rng.integers(0, c, n)
-    labels[:c] = np.arange(c)
-    centers = rng.normal(size=(c, d))
-    features = rng.normal(size=(n, d)) + recipe.get("spread", 1.0) * centers[labels]
-    if recipe.get("dup_cols"):      # rank-deficient: repeated columns
-        features[:, -recipe["dup_cols"]:] = features[:, :recipe["dup_cols"]]
-    if recipe.get("dup"):           # exact duplicate rows with other labels
-        k = recipe["dup"]
-        features[-k:] = features[:k]
-        labels[-k:] = (labels[:k] + 1) % c
-    out = {"features": features, "labels": labels}
-    if "d_probe" in recipe:
-        w = rng.normal(size=(d, recipe["d_probe"])) / np.sqrt(d)
-        out["probe_features"] = np.tanh(features @ w) + 0.5 * rng.normal(size=(n, recipe["d_probe"]))
-    if "z" in recipe:
-        logits = (recipe.get("signal", 2.0) * rng.normal(size=(c, recipe["z"]))[labels]
-                  + rng.normal(size=(n, recipe["z"])))
-        p = np.exp(logits - logits.max(axis=1, keepdims=True))
-        if recipe.get("zero_z") is not None:
-            p[:, recipe["zero_z"]] = 0.0
-        out["probs"] = p / p.sum(axis=1, keepdims=True)
-    if "n_source" in recipe:
-        ns, cs = recipe["n_source"], recipe["c_source"]
-        src_labels = rng.integers(0, cs, ns)
-        src_labels[:cs] = np.arange(cs)
-        out["source_labels"] = src_labels
-        out["source_features"] = rng.normal(size=(ns, d)) + rng.normal(size=(cs, d))[src_labels]
-        if recipe.get("float32"):
-            out["features"] = out["features"].astype(np.float32)
-            out["source_features"] = out["source_features"].astype(np.float32)
-    return out
 
 
 def _options(recipe):
