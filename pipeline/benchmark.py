@@ -36,15 +36,8 @@ def _fill_defaults(schema: dict, value):
         if key not in value and "default" in sub:
             value[key] = copy.deepcopy(sub["default"])
         if key in value:
-            value[key] = _fill_defaults(_object_branch(sub), value[key])
+            value[key] = _fill_defaults(sub, value[key])
     return value
-
-
-def _object_branch(schema: dict) -> dict:
-    for branch in schema.get("oneOf", schema.get("anyOf", [])):
-        if branch.get("type") == "object":
-            return branch
-    return schema
 
 
 def validate_schema(config: dict) -> dict:
@@ -137,7 +130,8 @@ def _check_methods(selection: dict) -> None:
 
 
 def _check_presets(config: dict) -> None:
-    """Every stage composes with the benchmark's preset, and Fig. 8's point lies on the lr grid."""
+    """The benchmark's fine-tuning preset composes (configs/preset/<preset>/finetune.yaml), and Fig. 8's
+    point lies on its lr grid. The other stages' presets compose when their jobs start."""
     preset = config["preset"]
     try:
         lrs = [float(lr) for lr in compose("finetune", preset, config_dirs=config["config_dirs"]).lrs]
@@ -159,9 +153,7 @@ def load_benchmark(config: dict | None) -> dict:
         # only command-line --config keys, no benchmark file: they apply on top of the default benchmark
         config = {**yaml.safe_load(DEFAULT.read_text()), **(config or {})}
     config = validate_schema(config)
-    config.setdefault("preset", config["benchmark"])
-    if config["preset"] is None:
-        config["preset"] = config["benchmark"]
+    config["preset"] = config["preset"] or config["benchmark"]  # the schema's default is null
     config["shots"] = [str(s) for s in config["shots"]]
     config["datasets"] = check(config)
     return config

@@ -84,11 +84,12 @@ def config_dirs_env(config_dirs: Sequence[str] = ()) -> dict[str, str]:
     return {"PIPELINE_CONFIG_DIRS": os.pathsep.join(str(root) for root in config_roots(config_dirs)[:-1])}
 
 
-def stage_overrides(stage: str, benchmark: str, config_dirs: Sequence[str] = ()) -> list[str]:
-    """The step and preset overrides every command line of a stage starts with."""
-    spec = STAGES[stage] if stage in STAGES else None
-    step = [f"step={spec.step}"] if spec and spec.step else []
-    return step + [preset_override(stage, benchmark, config_dirs)]
+def stage_overrides(stage: str, benchmark: str, config_dirs: Sequence[str] = (), step: str | None = None) -> list[str]:
+    """The step and preset overrides every command line of a stage starts with; `step` replaces the
+    stage's own (e.g. the selection stage's probe_model, the analysis steps)."""
+    preset = preset_override(stage, benchmark, config_dirs)  # raises for an unknown stage
+    step = step or STAGES[stage].step
+    return ([f"step={step}"] if step else []) + [preset]
 
 
 def compose(stage: str, benchmark: str, overrides: Sequence[str] = (), config_dirs: Sequence[str] = ()):

@@ -61,10 +61,8 @@ def stage_shell(stage, step=None, launcher=False):
     """The one command line of every rule: the stage's module with its step and the benchmark's preset,
     then the job's identity (`params.identity`), its own Hydra run directory (`params.run_dir`) and its
     log. `launcher` runs under torchrun when the profile gives the job several GPUs."""
-    head = stage_overrides(stage, PRESET, config["config_dirs"])
+    head = stage_overrides(stage, PRESET, config["config_dirs"], step)
     env = " ".join(f"{k}={v}" for k, v in config_dirs_env(config["config_dirs"]).items())
-    if step:
-        head = [f"step={step}"] + [o for o in head if not o.startswith("step=")]
     python = "{params.launcher}" if launcher else "python -m"
     return (f"{env + ' ' if env else ''}{python} {STAGES[stage].module} {' '.join(head)} seed={SEED} {{params.identity}} "
             "hydra.run.dir={params.run_dir} hydra.job.chdir=false > {log} 2>&1")
