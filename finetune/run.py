@@ -6,6 +6,7 @@ importing torch costs seconds; each finished point is appended to
 """
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import os
@@ -95,7 +96,7 @@ def finetune_expert(cfg) -> list[dict]:
             raise FinetuneError(f"theta_f names {theta_point}, which is not a point of this expert's grid "
                                 f"(or theta_f_out / theta_f.probe_set is unset); choose a target, shots and lr "
                                 f"that it fine-tunes")
-    rows, began, datasets = [], time.perf_counter(), {}
+    rows, began, datasets, expert = [], time.perf_counter(), {}, None
     for i, (target, shots, lr) in enumerate(points, 1):
         redo_theta = theta_point == (target, shots, lr) and not Path(cfg.theta_f_out).exists()
         if (target, shots, lr) in done and not redo_theta:
@@ -104,8 +105,9 @@ def finetune_expert(cfg) -> list[dict]:
         if target not in datasets:
             datasets[target] = PreparedDataset(Path(cfg.data_root) / target)
         data = datasets[target]
-        model, _ = load_expert(cfg.expert_path)
-        model = new_head(model, data.num_classes, cfg.seed)
+        if expert is None:  # built once: timm builds ResNet-101 / DenseNet-169 in ~1.5 s on a CPU
+            expert, _ = load_expert(cfg.expert_path)
+        model = new_head(copy.deepcopy(expert), data.num_classes, cfg.seed)
         schedule, snapshots = schedule_from(cfg.train, lr), None
         if theta_point == (target, shots, lr):
             snapshots = ThetaFSnapshots(data, shots, cfg.theta_f.probe_set, [round(f * schedule.epochs) for f in cfg.theta_f.fractions], runtime)
