@@ -55,6 +55,9 @@ BAD = [
     ({"generalist": "mosaic_target"}, "generalist: 'mosaic_target' is not among the sources"),
     ({"selection": {**MINI["selection"], "plugins": ["nope.py"]}}, "score plugin nope.py does not exist"),
     ({"theta_f": {"target": "mosaic_target", "lr": 0.5}}, "is not a point of the fine-tuning grid"),
+    ({"selection": {**MINI["selection"], "variants": {"rsa_alexnet": {"score": "rsa", "probe_network": "alexnet"}}}},
+     "selection.variants.rsa_alexnet.probe_network: 'alexnet' is not among probe_networks ['resnet18']"),
+    ({"probe_networks": ["resnet18", "vgg16"]}, "probe_networks: ['vgg16'] have no definition in the selection config"),
     ({"preset": "nope"}, "there is no preset 'nope'"),
 ]
 
@@ -118,6 +121,8 @@ def test_paper_dag_job_counts(tmp_path):
         "finetune": single + domains, "selection": single + domains,
         "probe_model": 11, "tables": 1, "evaluate": 1, "figures": 1, "artifacts": 1, "all": 1, "total": PAPER_JOBS,
     }
+    # one probe_model job per (network, target): the paper's one network so far
+    assert re.search(r"/probe_models/resnet18/dtd/5/per_class_25\.npz", result.stdout)
     # every artifact of issue 5 has a rule output, the published numbers included
     from analysis.outputs import outputs
 
