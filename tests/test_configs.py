@@ -62,12 +62,19 @@ def test_paper_probe_network_is_app_c():
 
 def test_paper_probe_networks_are_parcs():
     """PARC Sec. 4 / Table 1: ImageNet-pretrained ResNet-50 (timm's tv_in1k: torchvision's IMAGENET1K_V1)
-    and AlexNet (torchvision's IMAGENET1K_V1 at 224 px) probe networks."""
+    and AlexNet (torchvision's IMAGENET1K_V1 at 224 px) probe networks; the paper benchmark trains all
+    three, ResNet-18 first (plain rsa / dds), and PARC's rows have variants reading theirs."""
     cfg = compose_stage("selection", "paper")
     resnet50, alexnet = cfg.probe_networks.resnet50, cfg.probe_networks.alexnet
     assert (resnet50.arch.family, resnet50.arch.timm_name, resnet50.pretrained, resnet50.input_size) == \
         ("resnet", "resnet50", "tv_in1k", None)
     assert (alexnet.arch.family, alexnet.pretrained, alexnet.input_size) == ("alexnet", "IMAGENET1K_V1", 224)
+    for name in ("paper", "rehearsal"):
+        bench = yaml.safe_load((CONFIGS / "benchmark" / f"{name}.yaml").read_text())
+        assert bench["probe_networks"] == ["resnet18", "resnet50", "alexnet"], name
+        variants = bench["selection"]["variants"]
+        assert {v.get("probe_network") for v in variants.values() if v["score"] in ("rsa", "dds")} == \
+            {"resnet50", "alexnet"}, name
     assert compose_stage("selection", "rehearsal").probe_networks.alexnet.input_size == 64
     from pipeline.benchmark import validate_schema
 
