@@ -18,9 +18,10 @@ names paper and table; method, dataset and shot names are this project's):
 comparison uses the variant its paper used: `reproduced_method` (the one mapping) sends a row of
 method ``m`` to the benchmark's ``ref_<m>`` (a selection variant with ``as_reference: true``,
 configs/benchmark/paper.yaml) where the paper's numbers came from its reference code
-(REFERENCE_CODE_METHODS); PARC's "<m>+l" rows read parc_table3_depth; PARC's RSA / DDS rows name
-a probe network this pipeline replaces by its own (PROBE_NETWORK_NOTE) or cannot train (AlexNet,
-no value). ``published_methods`` lists, per published method, what it was compared with and why. They mean something
+(REFERENCE_CODE_METHODS); PARC's "<m>+l" rows read parc_table3_depth; PARC's RSA / DDS rows read
+the variant with the probe network they name (PARC_PROBE_NETWORK_ROWS: ImageNet-pretrained ResNet-50
+or AlexNet fine-tuned on the target, PARC Sec. 4). ``published_methods`` lists, per published method,
+what it was compared with and why. They mean something
 only on the paper benchmark (`is_paper_benchmark`): the outputs ``published_<name>`` exist there only.
 Guided Recommendation's benchmarks (19 fine-grained, DomainNet, VTAB) are not this benchmark's
 targets: its comparison is a reference point, not a reproduction.
@@ -69,45 +70,63 @@ def is_paper_benchmark(zoo: pd.DataFrame) -> bool:
 # default equals the reference code (tests/data/reference_exact.json); Deshpande: Domain
 # Similarity (the cvpr18-inaturalist-transfer notebook, min_images 5), the other scores as default.
 REFERENCE_CODE_METHODS = {
-    "parc": frozenset({"parc", "parc_pca32", "rsa", "rsa_pca32", "rsa_pca64", "leep", "nce", "hscore",
-                       "hscore_pca32", "knn_loo", "knn_loo_pca256", "logistic", "logistic_pca256", "heuristic"}),
+    "parc": frozenset({"parc", "parc_pca32", "rsa", "rsa_pca32", "rsa_pca64", "rsa_alexnet_probe", "leep", "nce",
+                       "hscore", "hscore_pca32", "knn_loo", "knn_loo_pca256", "logistic", "logistic_pca256",
+                       "heuristic"}),
     "deshpande": frozenset({"domain_similarity"}),
 }
 CALIBRATED = "+l"  # PARC's depth term (analysis.strategies.CALIBRATED)
-# PARC's probe networks (RSA, DDS): ImageNet-pretrained AlexNet / ResNet-50 fine-tuned on the target.
-# This pipeline trains one probe network per (target, shots) (selection's probe_arch; the paper
-# benchmark: Deshpande App. C's ResNet-18 from scratch), which stands for PARC's ResNet-50
-PROBE_NETWORK_ROWS = {"rsa_alexnet_probe": None, "dds_alexnet_probe": None}  # published method -> reproduced
-PROBE_NETWORK_NOTE = ("probe network: this benchmark's one probe network per target (selection probe_arch; "
-                      "paper benchmark: ResNet-18 from scratch, Deshpande App. C) stands for PARC's "
-                      "ImageNet-pretrained ResNet-50 fine-tuned on the target")
-NO_PROBE_NETWORK_NOTE = ("not reproduced: PARC's AlexNet probe network (ImageNet-pretrained, fine-tuned on the "
-                         "target); this pipeline trains one probe network per target (selection probe_arch)")
+# PARC's RSA / DDS rows and the probe network each names (Bolya et al. Sec. 4, Table 1: ImageNet-pretrained
+# AlexNet / ResNet-50 fine-tuned on the target; "RSA/DDS R-50" in Tables 2-4 and Fig. 2b): published
+# method -> (the benchmark's variant reading that network, before any "ref_"; the network, one of the
+# benchmark's probe_networks, configs/probe_network/<network>.yaml). Deshpande's rsa / dds rows keep
+# the benchmark's first probe network (its App. C ResNet-18).
+PARC_PROBE_NETWORK_ROWS = {
+    "rsa": ("rsa_resnet50_probe", "resnet50"),
+    "rsa_pca32": ("rsa_resnet50_probe_pca32", "resnet50"),
+    "rsa_pca64": ("rsa_resnet50_probe_pca64", "resnet50"),
+    "dds": ("dds_resnet50_probe", "resnet50"),
+    "dds_pca64": ("dds_resnet50_probe_pca64", "resnet50"),
+    "rsa_alexnet_probe": ("rsa_alexnet_probe", "alexnet"),
+    "dds_alexnet_probe": ("dds_alexnet_probe", "alexnet"),
+}
+PROBE_NETWORK_NOTES = {
+    "resnet50": "probe network resnet50: PARC's ImageNet-pretrained ResNet-50 (timm resnet50.tv_in1k) fine-tuned "
+                "on the target",
+    "alexnet": "probe network alexnet: PARC's ImageNet-pretrained AlexNet (torchvision IMAGENET1K_V1) fine-tuned "
+               "on the target",
+}
 
 
-def reproduced_method(paper: str, method: str, available) -> str | None:
-    """The reproduced method a published row of ``paper`` compares with (the one mapping of
-    every comparison): "ref_<m>" (with a trailing "+l" kept) when ``m`` is one of
-    REFERENCE_CODE_METHODS[paper] and the benchmark has "ref_<m>" among ``available``, else the
-    method itself; None for a probe-network row this pipeline cannot reproduce."""
-    if paper == "parc" and method in PROBE_NETWORK_ROWS:
-        return PROBE_NETWORK_ROWS[method]
+def _split(paper: str, method: str) -> tuple[str, str, str, str | None]:
+    """A published method -> (its base without "+l", the variant it reads before any "ref_", the "+l"
+    suffix or "", the PARC probe network it names or None)."""
     base, plus = (method[:-len(CALIBRATED)], CALIBRATED) if method.endswith(CALIBRATED) else (method, "")
-    ref = f"{REFERENCE_PREFIX}{base}{plus}"
-    return ref if base in REFERENCE_CODE_METHODS.get(paper, ()) and ref in set(available) else method
+    variant, network = PARC_PROBE_NETWORK_ROWS.get(base, (base, None)) if paper == "parc" else (base, None)
+    return base, variant, plus, network
+
+
+def reproduced_method(paper: str, method: str, available) -> str:
+    """The reproduced method a published row of ``paper`` compares with (the one mapping of
+    every comparison). A PARC RSA / DDS row first becomes the variant reading the probe network it
+    names (PARC_PROBE_NETWORK_ROWS: "rsa_pca64" -> "rsa_resnet50_probe_pca64"); then "ref_" is put
+    before it (a trailing "+l" kept) when the row's method is one of REFERENCE_CODE_METHODS[paper]
+    and the benchmark has that "ref_" variant among ``available``."""
+    base, variant, plus, _ = _split(paper, method)
+    ref = f"{REFERENCE_PREFIX}{variant}{plus}"
+    return ref if base in REFERENCE_CODE_METHODS.get(paper, ()) and ref in set(available) else f"{variant}{plus}"
 
 
 def _note(paper: str, published: str, reproduced) -> str:
-    """Why a row compares with what it does (reference variant, stand-in probe network)."""
-    if reproduced is None or pd.isna(reproduced):
-        return NO_PROBE_NETWORK_NOTE
+    """Why a row compares with what it does (reference variant, probe network)."""
+    base, variant, _, network = _split(paper, published)
     parts = []
-    if reproduced != published:
+    if isinstance(reproduced, str) and reproduced.startswith(REFERENCE_PREFIX):
         parts.append(f"reference code: {reproduced}")
-    elif published.removesuffix(CALIBRATED) in REFERENCE_CODE_METHODS.get(paper, ()):
-        parts.append(f"default variant: this benchmark has no {REFERENCE_PREFIX}{published}")
-    if paper == "parc" and published.startswith(("rsa", "dds")):
-        parts.append(PROBE_NETWORK_NOTE)
+    elif base in REFERENCE_CODE_METHODS.get(paper, ()):
+        parts.append(f"default variant: this benchmark has no {REFERENCE_PREFIX}{variant}")
+    if network is not None:
+        parts.append(PROBE_NETWORK_NOTES[network])
     return "; ".join(parts)
 
 
@@ -238,8 +257,8 @@ def published_methods(ctx) -> pd.DataFrame:
     """published_methods.csv: for every method of a method-keyed published table (Deshpande Table 3,
     PARC Tables 1-4 and Fig. 2b, Guided Recommendation Table 2), the reproduced method its rows are
     compared with (`reproduced_method`: the reference-code variant where the benchmark has one),
-    its published rows and how many got a reproduced value, and a note: the variant or stand-in
-    probe network used, or why a row has no reproduced value."""
+    its published rows and how many got a reproduced value, and a note: the variant and probe
+    network used, or why a row has no reproduced value."""
     frames = []
     for name in METHOD_COMPARISONS:
         reproduced, adapter = COMPARISONS[name]
@@ -249,8 +268,9 @@ def published_methods(ctx) -> pd.DataFrame:
         per_method = c.groupby(["table", "method", "reproduced_method", "note"], sort=False, as_index=False)
         frames.append(per_method.agg(rows=("has", "size"), reproduced_rows=("has", "sum")))
     out = pd.concat(frames, ignore_index=True)
-    missing = (out["reproduced_rows"] == 0) & (out["note"] == "")
-    out.loc[missing, "note"] = "no reproduced value: " + out.loc[missing, "reproduced_method"] + " is not in the results"
+    missing = out["reproduced_rows"] == 0
+    why = "no reproduced value: " + out.loc[missing, "reproduced_method"] + " is not in the results"
+    out.loc[missing, "note"] = why + out.loc[missing, "note"].map(lambda n: f"; {n}" if n else "")
     return out[METHOD_COLUMNS]
 
 

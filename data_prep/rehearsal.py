@@ -11,14 +11,19 @@
    rule, options and notes stay the real ones; what a fake needs besides is listed in its notes); the
    manual datasets' files (ImageNet, Logo-2K+, Stanford Cars, the iMaterialist lists) are placed in
    <raw_data>/<name>/, as a user would;
-4. runs `python -m pipeline run --cores N --configfile <config>` (Snakemake; resumes after a killed run),
-   with `--report` then <results>/report.html, and prints the jobs per rule with their seconds (from
+4. writes fake ImageNet weights of the benchmark's pretrained probe networks (data_prep.fake_weights:
+   timm's resnet50.tv_in1k, torchvision's AlexNet IMAGENET1K_V1) into the caches the real ones are read
+   from, <results>/weights/hf (HF_HUB_CACHE) and <results>/weights/torch (TORCH_HOME), once;
+5. runs `python -m pipeline run --cores N --configfile <config>` (Snakemake; resumes after a killed run),
+   its jobs reading those caches offline (HF_HUB_CACHE, TORCH_HOME, HF_HUB_OFFLINE=1), with `--report`
+   then <results>/report.html, and prints the jobs per rule with their seconds (from
    <results>/benchmarks/).
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import resource
 import shutil
 import subprocess
@@ -29,7 +34,7 @@ from pathlib import Path
 
 import yaml
 
-from data_prep import fakes
+from data_prep import fake_weights, fakes
 from data_prep.fakes import Size
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -104,6 +109,21 @@ def write_configs(bench: dict, sizes: dict[str, Size], changes: dict[str, dict],
 
 
 
+def fill_weights(bench: dict) -> dict[str, str]:
+    """Fake ImageNet weights of the benchmark's pretrained probe networks (its `probe_networks`, defined as
+    its selection preset composes them) under <results>/weights; returns the environment that points
+    the jobs at them (data_prep.fake_weights.fill_caches)."""
+    from omegaconf import OmegaConf
+
+    from pipeline.benchmark import validate_schema
+    from pipeline.stages import compose
+
+    bench = validate_schema(bench)
+    defined = compose("selection", bench["preset"] or bench["benchmark"], config_dirs=bench["config_dirs"]).probe_networks
+    definitions = {n: OmegaConf.to_container(defined[n], resolve=True) for n in bench["probe_networks"] if n in defined}
+    return fake_weights.fill_caches(Path(bench["results"]) / "weights", definitions)
+
+
 def job_counts(results: Path) -> dict[str, tuple[int, float]]:
     """{rule: (jobs, summed seconds)} from the Snakemake benchmark files of a run."""
     counts: dict[str, list] = {}
@@ -119,14 +139,15 @@ def job_counts(results: Path) -> dict[str, tuple[int, float]]:
 
 
 def prepare(config: Path = DEFAULT_CONFIG, port: int = 0):
-    """Build the fakes, start the server and write the configs; returns (benchmark, server). The caller closes the server."""
+    """Build the fakes and the fake pretrained weights, start the server and write the configs; returns
+    (benchmark, server, the jobs' environment). The caller closes the server."""
     bench = load(config)
     sizes = {n: SOURCE_SIZE for n in bench["sources"]} | {n: TARGET_SIZE for n in bench["targets"]}
     root = Path(bench["results"]) / "fakes"
     changes = build_fakes(sizes, root)
     server = fakes.Server(root / "server", port)
     write_configs(bench, sizes, changes, root, server.url)
-    return bench, server
+    return bench, server, fill_weights(bench)
 
 
 def main(argv: list[str]) -> int:
@@ -139,21 +160,23 @@ def main(argv: list[str]) -> int:
     args = parser.parse_args(argv)
     began = time.monotonic()
     try:
-        bench, server = prepare(args.config, args.port)
+        bench, server, env = prepare(args.config, args.port)
     except RehearsalError as err:
         print(f"rehearsal: error: {err}", file=sys.stderr)
         return 2
     print(f"rehearsal: fakes of {len(bench['sources']) + len(bench['targets'])} datasets served at {server.url} "
-          f"({time.monotonic() - began:.0f}s); dataset configs in {bench['config_dirs'][0]}/dataset", flush=True)
+          f"({time.monotonic() - began:.0f}s); dataset configs in {bench['config_dirs'][0]}/dataset; pretrained "
+          f"weights (fakes) read offline from {env['HF_HUB_CACHE']} and {env['TORCH_HOME']}", flush=True)
+    env = {**os.environ, **env}
     try:
         # --configfile last: it takes several values
         cmd = [sys.executable, "-m", "pipeline", "run", *args.snakemake, "--cores", str(args.cores),
                "--configfile", str(args.config)]
-        rc = subprocess.run(cmd, cwd=ROOT).returncode
+        rc = subprocess.run(cmd, cwd=ROOT, env=env).returncode
         if rc == 0 and args.report:
             report = Path(bench["results"]) / "report.html"
             rc = subprocess.run([sys.executable, "-m", "snakemake", "--cores", str(args.cores), "--configfile",
-                                 str(args.config), "--report", str(report)], cwd=ROOT).returncode
+                                 str(args.config), "--report", str(report)], cwd=ROOT, env=env).returncode
     finally:
         server.close()
     wall = time.monotonic() - began

@@ -71,11 +71,18 @@ def selection_methods(selection: dict) -> list[str]:
     return list(selection["methods"]) + [v["score"] for v in (selection.get("variants") or {}).values()]
 
 
-def uses_probe_network(selection: dict) -> bool:
-    """True when a method reads RSA/DDS's probe-network features (`probe_features`)."""
+def probe_networks_used(selection: dict, probe_networks: list[str]) -> list[str]:
+    """The probe networks (of the benchmark's `probe_networks`, in its order) whose features some method
+    reads (a score with `probe_features`: RSA, DDS): a variant's `probe_network`, else the first."""
     from selection.scores import SCORES
 
-    return any("probe_features" in inspect.signature(SCORES[s]).parameters for s in selection_methods(selection))
+    def reads(score):
+        return score in SCORES and "probe_features" in inspect.signature(SCORES[score]).parameters
+
+    used = {probe_networks[0] for m in selection["methods"] if reads(m)}
+    used |= {v.get("probe_network") or probe_networks[0] for v in (selection.get("variants") or {}).values()
+             if reads(v["score"])}
+    return [n for n in probe_networks if n in used]
 
 
 def check(config: dict) -> dict:
@@ -114,6 +121,7 @@ def check(config: dict) -> dict:
                                  f"{name!r} (configs/dataset/{name}.yaml); lower the shot count")
     _check_methods(config["selection"])
     _check_presets(config)
+    _check_probe_networks(config)
     return datasets
 
 
@@ -127,6 +135,27 @@ def _check_methods(selection: dict) -> None:
     unknown = [m for m in selection_methods(selection) if m not in SCORES]
     if unknown:
         raise BenchmarkError(f"selection.methods: unknown method(s) {unknown}; known: {', '.join(sorted(SCORES))}")
+
+
+def _check_probe_networks(config: dict) -> None:
+    """Every variant's `probe_network` is one of the benchmark's `probe_networks`, and each of those has a
+    definition in the selection config (configs/probe_network/<name>.yaml, composed by configs/selection.yaml
+    or the benchmark's preset)."""
+    networks = config["probe_networks"]
+    for name, spec in (config["selection"].get("variants") or {}).items():
+        if spec.get("probe_network") is not None and spec["probe_network"] not in networks:
+            raise BenchmarkError(f"selection.variants.{name}.probe_network: {spec['probe_network']!r} is not among "
+                                 f"probe_networks {networks}")
+    try:
+        defined = set(compose("selection", config["preset"], config_dirs=config["config_dirs"]).probe_networks)
+    except ValueError as err:
+        raise BenchmarkError(f"preset: {err}") from None
+    missing = [n for n in networks if n not in defined]
+    if missing:
+        raise BenchmarkError(f"probe_networks: {missing} have no definition in the selection config (defined: "
+                             f"{sorted(defined)}): add configs/probe_network/<name>.yaml and `- /probe_network@"
+                             f"probe_networks.<name>: <name>` to the defaults of configs/preset/{config['preset']}/"
+                             "selection.yaml")
 
 
 def _check_presets(config: dict) -> None:

@@ -144,6 +144,11 @@ def probe_cache(root: Path, target: str, shots: str, probe_set: str) -> Path:
     return setting_dir(root, target, shots) / f"{probe_set}.npz"
 
 
+def probe_network_dir(root: Path, network: str) -> Path:
+    """{root}/{network}: one probe network's models and caches under the probe networks' folder."""
+    return Path(root) / str(network)
+
+
 def source_cache(root: Path) -> Path:
     """An expert's features on its own source images (Domain Similarity)."""
     return Path(root) / "source.npz"
@@ -213,10 +218,11 @@ class Layout:
         return source_cache(self.feature_dir(expert))
 
     def probe_model_dir(self) -> Path:
+        """Every probe network's models and caches: probe_models/<network>/<target>/<shots>/."""
         return self.results / "probe_models"
 
-    def probe_model_cache(self, target: str, shots: str, probe_set: str) -> Path:
-        return probe_cache(self.probe_model_dir(), target, shots, probe_set)
+    def probe_model_cache(self, network: str, target: str, shots: str, probe_set: str) -> Path:
+        return probe_cache(probe_network_dir(self.probe_model_dir(), network), target, shots, probe_set)
 
     # per-job records
     def record(self, kind: str, expert: str) -> Path:

@@ -4,7 +4,7 @@ import os
 import sys
 from pathlib import Path
 
-from pipeline.benchmark import uses_probe_network
+from pipeline.benchmark import probe_networks_used
 from pipeline.layout import Expert, Layout, domain_experts, per_class_probe, probe_sets, zoo_experts
 from pipeline.stages import STAGES, compose, config_dirs_env, identity_overrides, stage_overrides
 
@@ -40,7 +40,9 @@ EXPERTS = SINGLE_DOMAIN_EXPERTS + DOMAIN_EXPERTS
 VARIANTS = MULTIDOMAIN["variants"] if MULTIDOMAIN else []
 # the expert every gain is measured against (the paper's ResNet-101 ImageNet expert)
 REFERENCE_EXPERT = str(Expert(config["reference_arch"], GENERALIST))
-USES_PROBE_NETWORK = uses_probe_network(SELECTION)  # decided once, not per job
+# RSA/DDS's probe networks (the first is plain rsa / dds's) and those some method reads (decided once)
+PROBE_NETWORKS = config["probe_networks"]
+PROBE_NETWORKS_USED = probe_networks_used(SELECTION, PROBE_NETWORKS)
 
 NEVER = "(?!x)x"  # a wildcard pattern that matches nothing (an empty choice)
 
@@ -50,6 +52,7 @@ wildcard_constraints:
     variant="|".join(VARIANTS) or NEVER,
     dataset="|".join(SOURCES + TARGETS),
     target="|".join(TARGETS),
+    network="|".join(PROBE_NETWORKS_USED) or NEVER,
 
 
 def identity(**values):
@@ -88,8 +91,8 @@ def expert_caches(expert):
     return caches + [LAYOUT.source_cache(expert)]
 
 
-def probe_model_caches(target):
-    return [LAYOUT.probe_model_cache(target, s, p) for s in SHOTS for p in target_probe_sets(s)]
+def probe_model_caches(network, target):
+    return [LAYOUT.probe_model_cache(network, target, s, p) for s in SHOTS for p in target_probe_sets(s)]
 
 
 def get_zoo_inputs(wc):
@@ -106,8 +109,8 @@ def get_selection_inputs(wc):
         "targets": target_splits(),
         "source": LAYOUT.splits(Expert.parse(wc.expert).source),
     }
-    if USES_PROBE_NETWORK:
-        inputs["probe_features"] = [f for t in TARGETS for f in probe_model_caches(t)]
+    if PROBE_NETWORKS_USED:
+        inputs["probe_features"] = [f for n in PROBE_NETWORKS_USED for t in TARGETS for f in probe_model_caches(n, t)]
     return inputs
 
 

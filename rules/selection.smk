@@ -19,6 +19,7 @@ rule selection:
             source_dir=LAYOUT.data_dir(Expert.parse(wc.expert).source),
             cache_dir=LAYOUT.feature_dir(wc.expert),
             probe_dir=LAYOUT.probe_model_dir(),
+            probe_network_names=PROBE_NETWORKS,
             methods=SELECTION["methods"],
             plugins=SELECTION["plugins"],
             variants=SELECTION["variants"] or {},
@@ -38,11 +39,12 @@ rule selection:
 
 
 rule probe_model:
-    """RSA/DDS's probe network trained on one target (per shot setting) and its probe-set features."""
+    """One of RSA/DDS's probe networks (configs/probe_network/<network>.yaml) trained on one target (per
+    shot setting) and its probe-set features; the networks of a target train in parallel."""
     input:
         LAYOUT.splits("{target}"),
     output:
-        probe_model_caches("{target}"),
+        probe_model_caches("{network}", "{target}"),
     params:
         identity=lambda wc, threads: identity(
             targets=[wc.target],
@@ -50,16 +52,17 @@ rule probe_model:
             probe_set=PROBE_SET,
             data_root=LAYOUT.data_root(),
             probe_dir=LAYOUT.probe_model_dir(),
+            probe_network_names=[wc.network],
             methods=SELECTION["methods"],
             threads=threads,
         ),
-        run_dir=lambda wc: LAYOUT.run_dir("probe_model", wc.target),
+        run_dir=lambda wc: LAYOUT.run_dir("probe_model", wc.network, wc.target),
     threads: THREADS
     resources:
         gpu=0,
     log:
-        LAYOUT.log("probe_model", "{target}"),
+        LAYOUT.log("probe_model", "{network}", "{target}"),
     benchmark:
-        LAYOUT.benchmark("probe_model", "{target}")
+        LAYOUT.benchmark("probe_model", "{network}", "{target}")
     shell:
         stage_shell("selection", step="probe_model")

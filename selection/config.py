@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, List
+from typing import Any, Dict, List, Optional
 
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING
@@ -11,9 +11,23 @@ from zoo_training.config import ArchConfig, RuntimeConfig, TrainConfig
 
 
 @dataclass
+class ProbeNetworkConfig:
+    """One of RSA/DDS's probe networks (configs/probe_network/<name>.yaml), built by
+    zoo_training.architectures.build_probe_network."""
+
+    # a zoo architecture (timm: family resnet / densenet) or family alexnet (torchvision's)
+    arch: ArchConfig = MISSING
+    # null: random init; a timm pretrained tag (tv_in1k: <timm_name>.tv_in1k) or, for alexnet, an
+    # AlexNet_Weights member (IMAGENET1K_V1)
+    pretrained: Optional[str] = None
+    # the side the network resizes its input to first; null: the dataset's image size
+    input_size: Optional[int] = None
+
+
+@dataclass
 class SelectionConfig:
     # features: one forward pass per (target, shots, probe set) -> feature caches of one expert
-    # probe_model: RSA/DDS's small network per (target, shots) -> its features on the probe sets
+    # probe_model: RSA/DDS's probe network per (network, target, shots) -> its features on the probe sets
     # scores: every method on the caches -> one JSON record
     # select: features then scores in one process (the DAG's selection job)
     step: str = MISSING
@@ -34,12 +48,16 @@ class SelectionConfig:
     cache_dir: str = ""
     # the expert's source dataset (Domain Similarity); empty skips source features
     source_dir: str = ""
-    # probe-model features: {probe_dir}/{target}/{shots}/{probe}.npz
+    # probe-network features: {probe_dir}/{network}/{target}/{shots}/{probe}.npz
     probe_dir: str = ""
     # LGC: random projection size of the last conv layer's per-sample gradients (0 disables)
     lgc_dim: int = 10_000
-    # RSA/DDS's probe network and its training recipe (step=probe_model)
-    probe_arch: ArchConfig = MISSING
+    # RSA/DDS's probe networks by name (configs/probe_network/<name>.yaml, composed in configs/selection.yaml)
+    probe_networks: Dict[str, ProbeNetworkConfig] = field(default_factory=dict)
+    # the benchmark's probe networks (its `probe_networks`), the job's identity: step=probe_model trains
+    # each of them; step=scores reads the first for plain rsa / dds (a variant names its own `probe_network`)
+    probe_network_names: List[str] = field(default_factory=lambda: ["resnet18"])
+    # the one fine-tuning recipe of every probe network (step=probe_model)
     probe_train: TrainConfig = MISSING
     out: str = ""
     seed: int = 0

@@ -7,11 +7,12 @@ import logging
 import time
 import zlib
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 
 from pipeline.errors import UserError
-from pipeline.layout import probe_cache, setting_dir, source_cache
+from pipeline.layout import probe_cache, probe_network_dir, setting_dir, source_cache
 from selection.scores import SCORES, compute_score, load_plugins
 from selection.scores.registry import pca_reduce
 
@@ -28,20 +29,43 @@ def score_seed(seed: int, expert: str, target: str, shots: str) -> int:
     return zlib.crc32(f"{seed}/{expert}/{target}/{shots}".encode())
 
 
-def method_table(methods, variants) -> dict[str, tuple[str, dict]]:
-    """Method name -> (registered score, options); fails naming any unknown score or option."""
-    table = {m: (m, {}) for m in methods}
+class Method(NamedTuple):
+    """A method of the run: its registered score, options and, for a score that reads probe-network
+    features, the probe network (None: the benchmark's first, `probe_network_names[0]`)."""
+
+    score: str
+    options: dict
+    probe_network: str | None = None
+
+
+def method_table(methods, variants, probe_networks=None) -> dict[str, Method]:
+    """Method name -> Method; fails naming any unknown score or option, or a variant's `probe_network`
+    that is not among `probe_networks` (when given) or whose score reads no probe-network features."""
+    table = {m: Method(m, {}) for m in methods}
     for name, spec in (variants or {}).items():
-        table[name] = (spec["score"], dict(spec.get("options") or {}))
-    unknown = sorted({score for score, _ in table.values() if score not in SCORES})
+        table[name] = Method(spec["score"], dict(spec.get("options") or {}), spec.get("probe_network"))
+    unknown = sorted({m.score for m in table.values() if m.score not in SCORES})
     if unknown:
         raise SelectionError(f"unknown selection method(s) {unknown}; known: {', '.join(sorted(SCORES))}")
-    for name, (score, options) in table.items():
+    for name, (score, options, network) in table.items():
         params = inspect.signature(SCORES[score]).parameters
         bad = [o for o in options if o not in params and not (o == "pca_dim" and "features" in params)]
         if bad:
             raise SelectionError(f"method {name!r}: score {score!r} has no option(s) {bad}")
+        if network is not None and "probe_features" not in params:
+            raise SelectionError(f"method {name!r}: probe_network {network!r} is for scores that read probe-network "
+                                 f"features (rsa, dds), not {score!r}")
+        if network is not None and probe_networks is not None and network not in probe_networks:
+            raise SelectionError(f"method {name!r}: probe_network {network!r} is not among the probe networks "
+                                 f"{list(probe_networks)}")
     return table
+
+
+def probe_network_of(method: Method, probe_networks) -> str | None:
+    """The probe network whose features `method` reads (its own, else the first); None if it reads none."""
+    if "probe_features" not in inputs_of(method.score):
+        return None
+    return method.probe_network or probe_networks[0]
 
 
 def inputs_of(score: str) -> set[str]:
@@ -68,9 +92,11 @@ def score_expert(cfg) -> list[dict]:
     the rows. A method that raises on one (target, shots, probe set) is recorded there as failed, with
     its message, and the others go on: one broken score costs neither the caches nor the other scores."""
     load_plugins(cfg.plugins)
-    table = method_table(cfg.methods, cfg.variants)
+    networks = list(cfg.probe_network_names)
+    table = method_table(cfg.methods, cfg.variants, networks)
+    reads = {name: probe_network_of(m, networks) for name, m in table.items()}
     cache_dir, rows, failures = Path(cfg.cache_dir), [], []
-    needs = set().union(*(inputs_of(score) for score, _ in table.values()))
+    needs = set().union(*(inputs_of(m.score) for m in table.values()))
     source = _load(source_cache(cache_dir), "source feature cache") if "source_features" in needs else {}
     for target in cfg.targets:
         for shots in map(str, cfg.shots):
@@ -81,14 +107,18 @@ def score_expert(cfg) -> list[dict]:
                 inputs["seed"] = score_seed(cfg.seed, cfg.expert, target, shots)
                 if source:
                     inputs["source_features"], inputs["source_labels"] = source["features"], source["labels"]
-                if "probe_features" in needs:
-                    inputs.update(_load(probe_cache(cfg.probe_dir, target, shots, probe), "probe-model features"))
-                for method, (score, options) in table.items():
-                    if not _has_required(score, inputs):
+                probe_features = {  # each probe network's features that some method reads
+                    network: _load(probe_cache(probe_network_dir(cfg.probe_dir, network), target, shots, probe),
+                                   f"probe network {network}'s features")["probe_features"]
+                    for network in sorted({n for n in reads.values() if n is not None})}
+                for method, (score, options, _) in table.items():
+                    method_inputs = inputs if reads[method] is None else \
+                        {**inputs, "probe_features": probe_features[reads[method]]}
+                    if not _has_required(score, method_inputs):
                         continue  # e.g. LGC's gradients exist only for the paper's probe set
                     began = time.perf_counter()
                     try:
-                        value = run_method(score, options, inputs)
+                        value = run_method(score, options, method_inputs)
                     except Exception as err:  # noqa: BLE001  (recorded per method; the job and the caches live on)
                         log.exception("%s failed on %s / %s / %s / %s", method, cfg.expert, target, shots, probe)
                         failures.append({"expert": cfg.expert, "target": target, "shots": shots, "probe": probe,

@@ -1,7 +1,8 @@
 """Every published row has a reproduced counterpart (analysis.published): the mapping of a published
-row to the variant its paper used, PARC's "+l" rows from the depth table, Guided Recommendation's
-per-score recommenders, and a complete synthetic paper benchmark on which every Deshpande Table 1-3
-and PARC Table 1-4 row gets a value, but the probe-network rows listed below."""
+row to the variant its paper used (PARC's RSA / DDS rows: the variant with the probe network they
+name), PARC's "+l" rows from the depth table, Guided Recommendation's per-score recommenders, and a
+complete synthetic paper benchmark on which every Deshpande Table 1-3 and PARC Table 1-4 row gets a
+value."""
 import numpy as np
 import pandas as pd
 import pytest
@@ -19,11 +20,6 @@ PROBE = "per_class_25"
 REFERENCE = "resnet-imagenet"
 TARGETS = {"t1": {"full": 400, "20": 200, "5": 50}, "t2": {"full": 900, "20": 300, "5": 75}}
 DRAWS = ("parc_draw0", "parc_draw1")
-# the rows no run of this pipeline can reproduce, and why (one probe network per target)
-NOT_REPRODUCIBLE = {
-    ("parc_mean_pc", "rsa_alexnet_probe"): "PARC's AlexNet probe network: this pipeline trains one probe network",
-    ("parc_mean_pc", "dds_alexnet_probe"): "PARC's AlexNet probe network: this pipeline trains one probe network",
-}
 
 
 def paper_methods() -> list[str]:
@@ -79,8 +75,8 @@ def published(tmp_path_factory):
 
 
 def test_every_published_row_has_a_reproduced_value(published):
-    """Deshpande Tables 1-3 and PARC Tables 1-4 (with Fig. 2b): no row without a reproduced value,
-    but the probe-network rows of NOT_REPRODUCIBLE."""
+    """Deshpande Tables 1-3 and PARC Tables 1-4 (with Fig. 2b): no row without a reproduced value, PARC's
+    AlexNet and ResNet-50 probe-network rows included."""
     names = ["deshpande_table1", "deshpande_table2", "deshpande_table3", "parc_mean_pc", "parc_table2", "parc_table3"]
     empty = []
     for name in names:
@@ -90,7 +86,7 @@ def test_every_published_row_has_a_reproduced_value(published):
         assert len(df) == len(pub) * (2 if name == "parc_table3" else 1), name  # Table 3: original and depth
         method = df["method"].fillna("") if "method" in df else pd.Series("", index=df.index)
         empty += [(name, m) for m in method[df["reproduced"].isna()]]
-    assert sorted(empty) == sorted(NOT_REPRODUCIBLE)
+    assert empty == []
     # Guided Recommendation (a reference point): the scores and every recommender, per-score ones included
     gr = published["guided_table2"]
     assert gr["reproduced"].notna().all() and {"gr_linear+lfc", "gr_fm+logme", "gr_fm+parc"} <= set(gr["method"])
@@ -99,19 +95,31 @@ def test_every_published_row_has_a_reproduced_value(published):
 def test_rows_compare_with_the_variant_their_paper_used(published):
     """published_methods: PARC's rows with the dbolya/parc variants (ref_*), its "+l" rows with the
     depth-calibrated reference variant, DDS and Deshpande's scores as default, Deshpande's Domain
-    Similarity with its notebook's variant; the probe networks named in the note."""
+    Similarity with its notebook's variant; PARC's RSA / DDS rows with the variant reading the probe
+    network they name (ResNet-50, AlexNet), named in the note."""
     m = published["methods"].set_index(["table", "method"])
     used = m["reproduced_method"].fillna("")
     assert used[("parc_mean_pc", "knn_loo")] == "ref_knn_loo" and used[("parc_mean_pc", "heuristic")] == "ref_heuristic"
     assert used[("parc_mean_pc", "knn_loo+l")] == "ref_knn_loo+l"
     assert used[("parc_mean_pc", "parc_pca32+l")] == "ref_parc_pca32+l"
-    assert used[("parc_mean_pc", "rsa_pca64")] == "ref_rsa_pca64" and used[("parc_mean_pc", "dds_pca64")] == "dds_pca64"
     assert used[("parc_table3", "hscore")] == "ref_hscore" and used[("parc_table2", "nce")] == "ref_nce"
     assert used[("deshpande_table3", "domain_similarity")] == "ref_domain_similarity"
     assert used[("deshpande_table3", "leep")] == "leep" and used[("guided_table2", "parc")] == "parc"
-    assert "ResNet-50" in m.loc[("parc_mean_pc", "rsa"), "note"] and used[("parc_mean_pc", "rsa_alexnet_probe")] == ""
-    assert m.loc[("parc_mean_pc", "dds_alexnet_probe"), "reproduced_rows"] == 0
-    assert "AlexNet" in m.loc[("parc_mean_pc", "dds_alexnet_probe"), "note"]
+    resnet50 = {("parc_mean_pc", "rsa"): "ref_rsa_resnet50_probe", ("parc_mean_pc", "dds"): "dds_resnet50_probe",
+                ("parc_mean_pc", "rsa_pca32"): "ref_rsa_resnet50_probe_pca32",
+                ("parc_mean_pc", "rsa_pca32+l"): "ref_rsa_resnet50_probe_pca32+l",
+                ("parc_mean_pc", "rsa_pca64"): "ref_rsa_resnet50_probe_pca64",
+                ("parc_mean_pc", "dds_pca64"): "dds_resnet50_probe_pca64",
+                ("parc_table2", "rsa"): "ref_rsa_resnet50_probe", ("parc_table2", "dds"): "dds_resnet50_probe",
+                ("parc_table3", "rsa"): "ref_rsa_resnet50_probe", ("parc_table3", "dds"): "dds_resnet50_probe"}
+    alexnet = {("parc_mean_pc", "rsa_alexnet_probe"): "ref_rsa_alexnet_probe",
+               ("parc_mean_pc", "dds_alexnet_probe"): "dds_alexnet_probe"}
+    for row, variant in {**resnet50, **alexnet}.items():
+        assert used[row] == variant and m.loc[row, "reproduced_rows"] == m.loc[row, "rows"] > 0, row
+        assert ("ResNet-50" if row in resnet50 else "AlexNet") in m.loc[row, "note"], row
+    assert "reference code: ref_rsa_alexnet_probe" in m.loc[("parc_mean_pc", "rsa_alexnet_probe"), "note"]
+    notes = " ".join(m["note"].fillna(""))
+    assert "stands for" not in notes and "not reproduced" not in notes and "no reproduced value" not in notes
 
 
 def test_mapping_by_hand():
@@ -119,13 +127,19 @@ def test_mapping_by_hand():
     "+l" rows their base's; Deshpande's LEEP stays default while PARC's takes ref_leep."""
     assert reproduced_method("parc", "leep", {"leep", "ref_leep"}) == "ref_leep"
     assert reproduced_method("deshpande", "leep", {"leep", "ref_leep"}) == "leep"
-    assert reproduced_method("parc", "rsa_pca32+l", {"ref_rsa_pca32+l"}) == "ref_rsa_pca32+l"
     assert reproduced_method("parc", "logistic", {"logistic"}) == "logistic"  # no reference variant: default
-    assert reproduced_method("parc", "dds", {"dds", "ref_dds"}) == "dds"  # DDS's default is the reference
-    assert reproduced_method("parc", "rsa_alexnet_probe", {"rsa_alexnet_probe"}) is None
+    # PARC's RSA / DDS rows: the variant with the probe network they name, "ref_" where PARC's code made them
+    assert reproduced_method("parc", "rsa_pca32+l", {"ref_rsa_resnet50_probe_pca32+l"}) == \
+        "ref_rsa_resnet50_probe_pca32+l"
+    assert reproduced_method("parc", "rsa", {"rsa", "ref_rsa", "ref_rsa_resnet50_probe"}) == "ref_rsa_resnet50_probe"
+    assert reproduced_method("parc", "rsa", {"rsa"}) == "rsa_resnet50_probe"  # absent: no value, not ResNet-18's
+    assert reproduced_method("parc", "dds", {"dds", "ref_dds_resnet50_probe"}) == "dds_resnet50_probe"  # DDS: default
+    assert reproduced_method("parc", "rsa_alexnet_probe", {"ref_rsa_alexnet_probe"}) == "ref_rsa_alexnet_probe"
+    assert reproduced_method("parc", "dds_alexnet_probe", {"dds_alexnet_probe"}) == "dds_alexnet_probe"
+    assert reproduced_method("deshpande", "rsa", {"rsa", "ref_rsa_resnet50_probe"}) == "rsa"  # App. C's ResNet-18
     t1 = pd.DataFrame({"method": ["knn_loo", "ref_knn_loo", "ref_parc_pca32"], "shots": "full",
                        "pearson_mean": [10.0, 20.0, 30.0]})
-    depth = pd.DataFrame({"method": ["knn_loo", "ref_knn_loo", "ref_parc_pca32", "rsa"], "shots": "full",
+    depth = pd.DataFrame({"method": ["knn_loo", "ref_knn_loo", "ref_parc_pca32", "ref_rsa_resnet50_probe"], "shots": "full",
                           "original_mean": [10.0, 20.0, 30.0, 1.0], "depth_mean": [40.0, 50.0, 60.0, 2.0]})
     pc = compare_parc_mean_pc(t1, depth).set_index("method")
     assert pc.loc["knn_loo", "reproduced"] == 20 and pc.loc["knn_loo", "difference"] == pytest.approx(20 - 60.8)
@@ -134,7 +148,7 @@ def test_mapping_by_hand():
     assert np.isnan(pc.loc["logistic+l", "reproduced"])  # neither logistic nor ref_logistic was computed
     t3 = compare_parc_table3(depth).set_index(["method", "calibration"])
     assert t3.loc[("knn_loo", "depth"), "reproduced"] == 50 and t3.loc[("rsa", "original"), "reproduced"] == 1
-    assert "ResNet-50" in t3.loc[("rsa", "original"), "note"]
+    assert "ResNet-50" in t3.loc[("rsa", "original"), "note"] and np.isnan(t3.loc[("dds", "original"), "reproduced"])
     cost = pd.DataFrame({"shots": "full", "item": "score", "method": ["leep", "ref_leep", "domain_similarity",
                                                                       "ref_domain_similarity"],
                          "multiple": [1.0, 2.0, 3.0, 4.0]})

@@ -12,6 +12,7 @@ from zoo_training.engine import milestones_from_fractions
 DATASETS = sorted(p.stem for p in (CONFIGS / "dataset").glob("*.yaml"))
 ARCHS = sorted(p.stem for p in (CONFIGS / "arch").glob("*.yaml"))
 TRAINS = sorted(p.stem for p in (CONFIGS / "train").glob("*.yaml"))
+NETWORKS = sorted(p.stem for p in (CONFIGS / "probe_network").glob("*.yaml"))
 # the config groups that are a job's identity, given as the rules give them
 IDENTITY = {"zoo_training": ["arch=resnet_mini"], "multidomain": ["arch=resnet_mini"], "data_prep": ["dataset=dtd"]}
 
@@ -50,11 +51,46 @@ def test_paper_zoo_and_multidomain_are_sec_4_1():
 
 def test_paper_probe_network_is_app_c():
     """App. C: RSA/DDS's probe network is a ResNet-18 trained from scratch on the target with the
-    fine-tuning recipe of Sec. 4.2 at lr 0.005; LGC projects to 10K dimensions."""
+    fine-tuning recipe of Sec. 4.2 at lr 0.005 (every probe network shares it); LGC projects to 10K dimensions."""
     cfg = compose_stage("selection", "paper")
-    assert (cfg.probe_arch.family, cfg.probe_arch.timm_name) == ("resnet", "resnet18")
+    resnet18 = cfg.probe_networks.resnet18
+    assert (resnet18.arch.family, resnet18.arch.timm_name, resnet18.pretrained, resnet18.input_size) == \
+        ("resnet", "resnet18", None, None)
     assert _schedule(cfg.probe_train) == (30, 0.005, (15, 25), 32, 0.9, 1e-4, True, 0.1)
     assert cfg.lgc_dim == 10_000
+
+
+def test_paper_probe_networks_are_parcs():
+    """PARC Sec. 4 / Table 1: ImageNet-pretrained ResNet-50 (timm's tv_in1k: torchvision's IMAGENET1K_V1)
+    and AlexNet (torchvision's IMAGENET1K_V1 at 224 px) probe networks; the paper benchmark trains all
+    three, ResNet-18 first (plain rsa / dds), and PARC's rows have variants reading theirs."""
+    cfg = compose_stage("selection", "paper")
+    resnet50, alexnet = cfg.probe_networks.resnet50, cfg.probe_networks.alexnet
+    assert (resnet50.arch.family, resnet50.arch.timm_name, resnet50.pretrained, resnet50.input_size) == \
+        ("resnet", "resnet50", "tv_in1k", None)
+    assert (alexnet.arch.family, alexnet.pretrained, alexnet.input_size) == ("alexnet", "IMAGENET1K_V1", 224)
+    for name in ("paper", "rehearsal"):
+        bench = yaml.safe_load((CONFIGS / "benchmark" / f"{name}.yaml").read_text())
+        assert bench["probe_networks"] == ["resnet18", "resnet50", "alexnet"], name
+        variants = bench["selection"]["variants"]
+        assert {v.get("probe_network") for v in variants.values() if v["score"] in ("rsa", "dds")} == \
+            {"resnet50", "alexnet"}, name
+    assert compose_stage("selection", "rehearsal").probe_networks.alexnet.input_size == 64
+    from pipeline.benchmark import validate_schema
+
+    mini = yaml.safe_load((CONFIGS / "benchmark" / "mini.yaml").read_text())
+    assert validate_schema(mini)["probe_networks"] == ["resnet18"]  # the schema's default
+
+
+def test_every_shipped_probe_network_is_composed():
+    """configs/selection.yaml composes every configs/probe_network/<name>.yaml under its name."""
+    assert sorted(compose_stage("selection", "paper").probe_networks) == NETWORKS
+
+
+@pytest.mark.parametrize("network", NETWORKS)
+def test_every_probe_network_composes(network):
+    cfg = compose_stage("selection", "paper", f"+probe_network@probe_networks.{network}_again={network}")
+    assert cfg.probe_networks[f"{network}_again"].arch.family in ("resnet", "densenet", "alexnet")
 
 
 def test_paper_probe_sets_and_analysis():
@@ -72,7 +108,7 @@ def test_mini_keeps_the_papers_recipes_shortened():
     assert list(finetune.lrs) == [0.01, 0.005, 0.001] and finetune.train.epochs == 3
     assert selection.probe_train.lr == 0.005
     assert _schedule(selection.probe_train)[2:] == _schedule(finetune.train)[2:]
-    assert selection.probe_arch.timm_name is None  # the mini ResNet (32 px images)
+    assert selection.probe_networks.resnet18.arch.timm_name is None  # the mini ResNet (32 px images)
     assert compose_stage("data_prep", "mini", "dataset=mosaic_target").parc_probe_size == 120
 
 

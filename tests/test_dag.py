@@ -10,7 +10,7 @@ from conftest import ROOT, snakemake_cmd
 
 MINI = yaml.safe_load((ROOT / "configs/benchmark/mini.yaml").read_text())
 # the job counts the README states (tests/test_readme.py reads them from here)
-MINI_JOBS, PAPER_JOBS, PAPER_SLURM_JOBS = 69, 145, 139
+MINI_JOBS, PAPER_JOBS, PAPER_SLURM_JOBS = 69, 167, 161
 
 
 def dry_run(tmp_path, config=None, *extra):
@@ -55,6 +55,9 @@ BAD = [
     ({"generalist": "mosaic_target"}, "generalist: 'mosaic_target' is not among the sources"),
     ({"selection": {**MINI["selection"], "plugins": ["nope.py"]}}, "score plugin nope.py does not exist"),
     ({"theta_f": {"target": "mosaic_target", "lr": 0.5}}, "is not a point of the fine-tuning grid"),
+    ({"selection": {**MINI["selection"], "variants": {"rsa_alexnet": {"score": "rsa", "probe_network": "alexnet"}}}},
+     "selection.variants.rsa_alexnet.probe_network: 'alexnet' is not among probe_networks ['resnet18']"),
+    ({"probe_networks": ["resnet18", "vgg16"]}, "probe_networks: ['vgg16'] have no definition in the selection config"),
     ({"preset": "nope"}, "there is no preset 'nope'"),
 ]
 
@@ -113,11 +116,18 @@ def test_paper_dag_job_counts(tmp_path):
     single = 2 * 8 + 2 * 7  # ResNet-101 / DenseNet-169 on 8 sources, plus 7 ImageNet-initialised each
     domains = 8  # the Multi-BN expert's domains are fine-tuned and selected among as well
     assert single == 30
+    networks = 3  # RSA/DDS's probe networks: ResNet-18 (App. C), PARC's ResNet-50 and AlexNet, per target
     assert counts == {
         "data_prep": 19, "zoo_training": single, "multidomain": 3, "domain_experts": 1,
         "finetune": single + domains, "selection": single + domains,
-        "probe_model": 11, "tables": 1, "evaluate": 1, "figures": 1, "artifacts": 1, "all": 1, "total": PAPER_JOBS,
+        "probe_model": 11 * networks, "tables": 1, "evaluate": 1, "figures": 1, "artifacts": 1, "all": 1,
+        "total": PAPER_JOBS,
     }
+    # one probe_model job per (network, target), each training one network; the selection jobs read them all
+    for network in ("resnet18", "resnet50", "alexnet"):
+        assert f"'probe_network_names=[{network}]'" in result.stdout
+        assert re.search(rf"/probe_models/{network}/dtd/5/per_class_25\.npz", result.stdout)
+    assert "'probe_network_names=[resnet18,resnet50,alexnet]'" in result.stdout
     # every artifact of issue 5 has a rule output, the published numbers included
     from analysis.outputs import outputs
 

@@ -184,3 +184,44 @@ def test_a_failing_score_is_recorded_and_the_others_survive(setup):
     assert record["failures"] == [{"expert": "densenet-src", "target": "toy", "shots": "5", "probe": "per_class_10",
                                    "method": "raises_on_five_shots", "error": "RuntimeError: not enough images"}]
     assert (setup / "cache" / "toy" / "5" / "per_class_10.npz").exists()
+
+
+def test_a_variant_reads_the_probe_network_it_names(setup):
+    """Plain rsa / dds read the first probe network's features (probe_models/resnet18/...), a variant
+    with `probe_network: alexnet` those under probe_models/alexnet/; a network not among the job's
+    probe networks, or on a score that reads none, is named."""
+    from selection.run import run_method
+
+    probe_dir, rng = setup / "probe_networks", np.random.default_rng(0)
+    cfg = _cfg(setup, "selection", cache_dir=str(setup / "cache"), methods=["rsa", "dds"], probe_dir=str(probe_dir),
+               probe_network_names=["resnet18", "alexnet"], out=str(setup / "probe.json"),
+               variants={"rsa_alexnet": {"score": "rsa", "probe_network": "alexnet"},
+                         "dds_alexnet": {"score": "dds", "options": {"pca_dim": 4}, "probe_network": "alexnet"}})
+    write_caches(cfg)
+    probe = {}
+    for network, width in (("resnet18", 8), ("alexnet", 4096)):
+        for shots, n in (("full", 30), ("5", 15)):
+            path = probe_dir / network / "toy" / shots / "per_class_10.npz"
+            path.parent.mkdir(parents=True, exist_ok=True)
+            probe[network, shots] = rng.normal(size=(n, width))
+            np.savez(path, probe_features=probe[network, shots])
+    rows = {(r["method"], r["shots"]): r["score"] for r in score_expert(cfg)}
+    assert len(rows) == 8
+    for shots in ("full", "5"):
+        with np.load(setup / "cache" / "toy" / shots / "per_class_10.npz") as cache:
+            x = {"features": cache["features"], "labels": cache["labels"]}
+        for method, score, options, network in (("rsa", "rsa", {}, "resnet18"), ("dds", "dds", {}, "resnet18"),
+                                                ("rsa_alexnet", "rsa", {}, "alexnet"),
+                                                ("dds_alexnet", "dds", {"pca_dim": 4}, "alexnet")):
+            inputs = {**x, "probe_features": probe[network, shots]} if score == "rsa" else \
+                {"features": x["features"], "probe_features": probe[network, shots]}
+            assert rows[method, shots] == run_method(score, options, inputs), (method, shots)
+        assert rows["rsa", shots] != rows["rsa_alexnet", shots]
+    bad = _cfg(setup, "selection", cache_dir=str(setup / "cache"), methods=["rsa"], probe_dir=str(probe_dir),
+               variants={"rsa_vgg": {"score": "rsa", "probe_network": "vgg16"}}, out=str(setup / "x.json"))
+    with pytest.raises(SelectionError, match=r"probe_network 'vgg16' is not among the probe networks \['resnet18'\]"):
+        score_expert(bad)
+    bad = _cfg(setup, "selection", cache_dir=str(setup / "cache"), methods=["rsa"],
+               variants={"leep_alexnet": {"score": "leep", "probe_network": "alexnet"}}, out=str(setup / "x.json"))
+    with pytest.raises(SelectionError, match="is for scores that read probe-network features"):
+        score_expert(bad)

@@ -192,7 +192,8 @@ def test_variants_config_reaches_as_reference():
     table = method_table(["parc"], {"parc_f32_ref": {"score": "parc", "options": {"pca_dim": 4, "as_reference": True}},
                                     "knn_f8_ref": {"score": "knn_loo", "options": {"pca_dim": 8, "as_reference": True}}})
     x = make_inputs(dict(seed=172, n=80, d=12, c=3, spread=0.5, dup=12))
-    assert run_method(*table["parc_f32_ref"], x) == parc(**x, pca_dim=4, as_reference=True)
-    assert math.isfinite(run_method(*table["knn_f8_ref"], x))
+    assert table["parc_f32_ref"].probe_network is None
+    assert run_method(*table["parc_f32_ref"][:2], x) == parc(**x, pca_dim=4, as_reference=True)
+    assert math.isfinite(run_method(*table["knn_f8_ref"][:2], x))
     with pytest.raises(SelectionError, match="no option"):
         method_table([], {"sfda_ref": {"score": "sfda", "options": {"as_reference": True}}})
