@@ -5,7 +5,7 @@ import torch
 from data_prep.readers import ImageArrays
 from conftest import kill_training_in_epoch
 from zoo_training.architectures import build_model, depth, penultimate_features
-from zoo_training.engine import SGDSchedule, fit, milestones_from_fractions
+from zoo_training.engine import SGDSchedule, fit, milestones_from_fractions, shuffled_batches
 from zoo_training.experts import load_expert, new_head, save_expert
 
 ARCH = {"family": "densenet", "kwargs": {"growth_rate": 4, "block_config": [1, 1], "bn_size": 2}}
@@ -107,3 +107,13 @@ def test_best_point_of_the_grid_skips_a_diverged_lr():
     rows = [{"target": "t", "shots": "full", "lr": lr, "test_accuracy": acc}
             for lr, acc in ((0.01, float("nan")), (0.005, 41.0), (0.001, 40.0))]
     assert best_per_setting(rows) == [{"target": "t", "shots": "full", "lr": 0.005, "test_accuracy": 41.0}]
+
+
+def test_drop_last_drops_a_short_last_batch_unless_it_is_the_only_one():
+    sizes = lambda n, b, drop: [len(i) for _, i in shuffled_batches(n, b, torch.Generator().manual_seed(0), drop)]  # noqa: E731
+    assert sizes(18, 8, False) == [8, 8, 2]  # the default: every image every epoch
+    assert sizes(18, 8, True) == [8, 8]
+    assert sizes(16, 8, True) == [8, 8] and sizes(15, 32, True) == [15]  # a 5-shot set smaller than one batch
+    kept = torch.cat([i for _, i in shuffled_batches(18, 8, torch.Generator().manual_seed(0), True)])
+    same = torch.cat([i for _, i in shuffled_batches(18, 8, torch.Generator().manual_seed(0), False)])[:16]
+    assert torch.equal(kept, same)  # the same permutation, cut shorter

@@ -21,7 +21,12 @@ def cut(tmp) -> dict:
     return {**PAPER, "benchmark": "rehearsal_cut", "results": str(tmp / "results"), "raw_data": str(tmp / "raw"),
             "config_dirs": [str(tmp / "configs")], "sources": ["imagenet", "resisc45"], "targets": ["uc_merced"],
             "full_targets": ["uc_merced"], "architectures": {"resnet": "resnet_mini"}, "pools": {"all": None},
-            "multidomain": {**PAPER["multidomain"], "variants": ["multi_bn"]}}
+            "multidomain": {**PAPER["multidomain"], "variants": ["multi_bn"]},
+            # the default probe network only: the pretrained ones' fake weights (~330 MB) and loading are
+            # tests/test_probe_networks.py's
+            "probe_networks": ["resnet18"],
+            "selection": {**PAPER["selection"], "variants": {n: v for n, v in PAPER["selection"]["variants"].items()
+                                                             if "probe_network" not in v}}}
 
 
 @pytest.fixture(scope="module")

@@ -30,6 +30,9 @@ class TrainConfig:
     gamma: float = 0.1
     # learning rate when starting from the generalist's weights (the paper's check-mark experts)
     init_lr: Optional[float] = None
+    # drop an epoch's short last batch unless it is the only one (zoo_training.engine.shuffled_batches);
+    # the paper does not say, so every image trains every epoch by default
+    drop_last: bool = False
 
 
 @dataclass

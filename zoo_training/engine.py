@@ -36,6 +36,7 @@ class SGDSchedule:
     weight_decay: float = 1e-4
     nesterov: bool = False
     gamma: float = 0.1
+    drop_last: bool = False
 
 
 def milestones_from_fractions(epochs: int, fractions: list[float] | tuple[float, ...]) -> tuple[int, ...]:
@@ -54,6 +55,7 @@ def schedule_from(train, lr: float | None = None) -> SGDSchedule:
         weight_decay=train.weight_decay,
         nesterov=train.nesterov,
         gamma=train.gamma,
+        drop_last=train.drop_last,
     )
 
 
@@ -68,10 +70,16 @@ def set_determinism(threads: int) -> None:
 Batch = Tuple[Optional[int], torch.Tensor]  # (domain or None, indices into that domain's data)
 
 
-def shuffled_batches(n: int, batch_size: int, generator: torch.Generator) -> list[Batch]:
-    """One epoch of a single-domain dataset: a seeded permutation cut into global batches."""
+def shuffled_batches(n: int, batch_size: int, generator: torch.Generator, drop_last: bool = False) -> list[Batch]:
+    """One epoch of a single-domain dataset: a seeded permutation cut into global batches. With
+    `drop_last`, a short last batch is dropped unless it is the epoch's only one (torchvision's and
+    timm's training loaders drop it always): BatchNorm on a few images at 1 x 1 spatial size (DenseNet-169's
+    last block at 32 px) turns near-equal features into gradients of ~1e11."""
     order = torch.randperm(n, generator=generator)
-    return [(None, order[i : i + batch_size]) for i in range(0, n, batch_size)]
+    batches = [(None, order[i : i + batch_size]) for i in range(0, n, batch_size)]
+    if drop_last and len(batches) > 1 and len(batches[-1][1]) < batch_size:
+        batches.pop()
+    return batches
 
 
 class _PlannedBatches(torch.utils.data.Dataset):
@@ -190,7 +198,8 @@ def fit(
     datasets = list(train) if plan is not None else [train]
     datasets = [d.augmented(True) if hasattr(d, "augmented") else d for d in datasets]
     if plan is None:
-        plan = lambda generator: shuffled_batches(len(datasets[0]), schedule.batch_size, generator)  # noqa: E731
+        plan = lambda generator: shuffled_batches(len(datasets[0]), schedule.batch_size, generator,  # noqa: E731
+                                                  schedule.drop_last)
     model = runtime.prepare(model)
     net = model
     if runtime.distributed:
