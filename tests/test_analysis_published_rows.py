@@ -3,6 +3,8 @@ row to the variant its paper used (PARC's RSA / DDS rows: the variant with the p
 name), PARC's "+l" rows from the depth table, Guided Recommendation's per-score recommenders, and a
 complete synthetic paper benchmark on which every Deshpande Table 1-3 and PARC Table 1-4 row gets a
 value."""
+import shutil
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -13,6 +15,7 @@ from analysis.outputs import outputs, render
 from analysis.published import (PAPER_SOURCES, compare_deshpande_table3, compare_parc_mean_pc, compare_parc_table3,
                                 load_published, reproduced_method)
 from analysis.tables import load_table
+from data_prep.rehearsal import unreproduced_rows
 from analysis_fixtures import REPO
 from pipeline.layout import Layout
 
@@ -56,9 +59,9 @@ def paper_tables(methods, seed: int = 0) -> dict[str, pd.DataFrame]:
 
 
 @pytest.fixture(scope="module")
-def published(tmp_path_factory):
-    """The published_* tables of the complete synthetic paper benchmark, rendered by the registry's
-    renderers (every output they read, in the registry's order)."""
+def paper_results(tmp_path_factory):
+    """A results folder holding the published_* tables of the complete synthetic paper benchmark,
+    rendered by the registry's renderers (every output they read, in the registry's order)."""
     out = tmp_path_factory.mktemp("paper")
     active = {o.name: o for o in outputs(multidomain=True, theta_f=False, paper=True) if o.step != "tables"}
     todo, stack = set(), [n for n in active if n.startswith("published_")]
@@ -71,7 +74,13 @@ def published(tmp_path_factory):
     for name, o in active.items():
         if name in todo:
             render(o, ctx, Layout(out))
-    return {n.removeprefix("published_"): load_table(Layout(out).table(n)) for n in todo if n.startswith("published_")}
+    return out
+
+
+@pytest.fixture(scope="module")
+def published(paper_results):
+    """{name: the published_<name> table} of `paper_results`."""
+    return {p.stem.removeprefix("published_"): load_table(p) for p in (paper_results / "tables").glob("published_*.csv")}
 
 
 def test_every_published_row_has_a_reproduced_value(published):
@@ -90,6 +99,21 @@ def test_every_published_row_has_a_reproduced_value(published):
     # Guided Recommendation (a reference point): the scores and every recommender, per-score ones included
     gr = published["guided_table2"]
     assert gr["reproduced"].notna().all() and {"gr_linear+lfc", "gr_fm+logme", "gr_fm+parc"} <= set(gr["method"])
+
+
+def test_the_rehearsals_check_finds_no_row_without_a_value_and_names_a_missing_one(paper_results, tmp_path):
+    """`make rehearsal` fails when a Deshpande / PARC row has no reproduced value (data_prep.rehearsal):
+    on the complete benchmark none; with PARC's AlexNet DDS variant left out, its row, named."""
+    assert unreproduced_rows(paper_results) == []
+    shutil.copytree(paper_results, tmp_path / "r")
+    table = tmp_path / "r" / "tables" / "published_parc_mean_pc.csv"
+    df = pd.read_csv(table)
+    df.loc[df["method"] == "dds_alexnet_probe", "reproduced"] = np.nan
+    df.to_csv(table, index=False)
+    (tmp_path / "r" / "tables" / "published_deshpande_table2.csv").unlink()
+    missing = unreproduced_rows(tmp_path / "r")
+    assert missing[0].startswith("deshpande_table2: no table") and len(missing) == 2
+    assert missing[1].startswith("parc_mean_pc: method=dds_alexnet_probe")
 
 
 def test_rows_compare_with_the_variant_their_paper_used(published):
