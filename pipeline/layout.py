@@ -144,6 +144,13 @@ def probe_cache(root: Path, target: str, shots: str, probe_set: str) -> Path:
     return setting_dir(root, target, shots) / f"{probe_set}.npz"
 
 
+def probe_manifest(network_dir: Path, target: str) -> Path:
+    """{network_dir}/{target}/caches.json: one probe network's caches of a target, written after them (a
+    selection job depends on it, not on each cache: Snakemake stats every input of every ready job each
+    time it schedules, ~370 files per selection job of the paper DAG)."""
+    return Path(network_dir) / target / "caches.json"
+
+
 def probe_network_dir(root: Path, network: str) -> Path:
     """{root}/{network}: one probe network's models and caches under the probe networks' folder."""
     return Path(root) / str(network)
@@ -223,6 +230,9 @@ class Layout:
 
     def probe_model_cache(self, network: str, target: str, shots: str, probe_set: str) -> Path:
         return probe_cache(probe_network_dir(self.probe_model_dir(), network), target, shots, probe_set)
+
+    def probe_model_manifest(self, network: str, target: str) -> Path:
+        return probe_manifest(probe_network_dir(self.probe_model_dir(), network), target)
 
     # per-job records
     def record(self, kind: str, expert: str) -> Path:

@@ -110,7 +110,8 @@ def get_selection_inputs(wc):
         "source": LAYOUT.splits(Expert.parse(wc.expert).source),
     }
     if PROBE_NETWORKS_USED:
-        inputs["probe_features"] = [f for n in PROBE_NETWORKS_USED for t in TARGETS for f in probe_model_caches(n, t)]
+        # one manifest per (network, target), written after its caches (pipeline.layout.probe_manifest)
+        inputs["probe_features"] = [LAYOUT.probe_model_manifest(n, t) for n in PROBE_NETWORKS_USED for t in TARGETS]
     return inputs
 
 

@@ -45,6 +45,7 @@ rule probe_model:
         LAYOUT.splits("{target}"),
     output:
         probe_model_caches("{network}", "{target}"),
+        LAYOUT.probe_model_manifest("{network}", "{target}"),
     params:
         identity=lambda wc, threads: identity(
             targets=[wc.target],

@@ -8,6 +8,7 @@ Sec. 4: ImageNet-pretrained AlexNet / ResNet-50 fine-tuned on the target, recipe
 """
 from __future__ import annotations
 
+import json
 import logging
 from pathlib import Path
 
@@ -17,7 +18,7 @@ from omegaconf import OmegaConf
 
 from data_prep.readers import PreparedDataset
 from pipeline.errors import UserError
-from pipeline.layout import probe_cache, probe_network_dir, setting_dir
+from pipeline.layout import probe_cache, probe_manifest, probe_network_dir, setting_dir
 from selection.features import extract
 from zoo_training.architectures import build_probe_network
 from zoo_training.engine import fit, set_determinism
@@ -41,10 +42,11 @@ def probe_network_definition(cfg, name: str) -> dict:
 
 def train_probe_models(cfg, schedule) -> list[Path]:
     """For each network of `probe_network_names`, target and shot setting: build the network, train it on
-    that setting's training data, cache its features on every probe set."""
+    that setting's training data, cache its features on every probe set; then, per (network, target), the
+    manifest of its caches (pipeline.layout.probe_manifest)."""
     set_determinism(cfg.threads)
     runtime = runtime_from_env(cfg.runtime.device, cfg.runtime.bf16, cfg.runtime.channels_last, cfg.runtime.workers)
-    written = []
+    written, shapes = [], {}
     for network in cfg.probe_network_names:
         definition = probe_network_definition(cfg, network)
         out_dir = probe_network_dir(cfg.probe_dir, network)
@@ -68,4 +70,8 @@ def train_probe_models(cfg, schedule) -> list[Path]:
                     path = probe_cache(out_dir, target, shots, probe)
                     np.savez(path, probe_features=features)
                     written.append(path)
+                    shapes[path] = list(features.shape)
+            manifest = probe_manifest(out_dir, target)  # {cache: feature shape}, after the caches
+            manifest.write_text(json.dumps({str(p.relative_to(manifest.parent)): shapes[p]
+                                            for p in written if p.is_relative_to(manifest.parent)}, indent=1))
     return written

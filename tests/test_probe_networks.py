@@ -3,6 +3,8 @@ the ImageNet-pretrained ones load exactly the weights in the caches timm and tor
 written by data_prep.fake_weights, offline), get a head for the target's classes and give penultimate
 features of their width; AlexNet takes 32 px images by resizing them; the probe_model step writes each
 network's caches under its own folder."""
+import json
+
 import numpy as np
 import pytest
 import safetensors.torch
@@ -110,6 +112,10 @@ def test_probe_model_step_writes_each_network_under_its_folder(offline, tmp_path
         assert cache["probe_features"].shape == (12, 4096) and np.isfinite(cache["probe_features"]).all()
     meta = torch.load(written[0].parent / "model.pt", weights_only=True)
     assert (meta["probe_network"], meta["pretrained"], meta["input_size"]) == ("alexnet", "IMAGENET1K_V1", 64)
+    # the manifest a selection job depends on, written after the caches it lists
+    manifest = tmp_path / "probe_models" / "alexnet" / "toy" / "caches.json"
+    assert json.loads(manifest.read_text()) == {"5/per_class_4.npz": [12, 4096]}
+    assert manifest.stat().st_mtime_ns >= written[0].stat().st_mtime_ns
 
 
 def test_an_undefined_probe_network_is_named(tmp_path):
