@@ -147,7 +147,9 @@ def correlations(scores, values, random: bool = False, names=CORRELATIONS) -> di
 def relative_delta(s1, s2, scale: float = ACCURACY_SCALE) -> float:
     """Which Model to Transfer? eq. 2: (s1 - s2) / (1 - min(s1, s2)) with accuracies in [0, 1];
     here accuracies are given on ``scale`` (percent), i.e. (s1 - s2) / (scale - min(s1, s2)).
-    0 when both are perfect (0/0)."""
+    0 when both are perfect (0/0). An accuracy above ``scale`` is rounding (an expectation over tied
+    experts that all reach 100% can come out at 100.00000000000001) and counts as ``scale``."""
+    s1, s2 = min(float(s1), scale), min(float(s2), scale)
     num, den = s1 - s2, scale - min(s1, s2)
     return 0.0 if den == 0 and num == 0 else float(num / den)
 

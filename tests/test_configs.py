@@ -102,6 +102,18 @@ def test_paper_probe_sets_and_analysis():
     assert compose_stage("analysis", "paper").top_k == 3
 
 
+def test_the_rehearsal_is_the_paper_benchmark_but_where_things_go_draws_and_threads():
+    """`make rehearsal` runs the paper's DAG as it is: configs/benchmark/rehearsal.yaml equals paper.yaml
+    but for its name, preset and folders, PARC's number of draws and the threads per job."""
+    paper = yaml.safe_load((CONFIGS / "benchmark" / "paper.yaml").read_text())
+    rehearsal = yaml.safe_load((CONFIGS / "benchmark" / "rehearsal.yaml").read_text())
+    where = {"benchmark", "preset", "results", "raw_data", "config_dirs", "threads"}
+    assert {k: v for k, v in rehearsal.items() if k not in where | {"probe_sets"}} == \
+        {k: v for k, v in paper.items() if k not in where | {"probe_sets"}}
+    assert {**rehearsal["probe_sets"], "parc_draws": 5} == paper["probe_sets"]
+    assert rehearsal["shots"] == ["full", "20", "5"] and len(rehearsal["selection"]["variants"]) > 20
+
+
 def test_mini_keeps_the_papers_recipes_shortened():
     """The mini presets change sizes only: the same optimiser settings, lr grid and probe-network lr."""
     finetune, selection = compose_stage("finetune", "mini"), compose_stage("selection", "mini")

@@ -56,7 +56,7 @@ def test_the_cut_runs_every_rule_on_fakes_served_over_http(cut_run):
         stats = json.loads((results / "data" / name / "stats.json").read_text())
         assert stats["num_classes"] == classes and "REHEARSAL COPY" in stats["notes"]
     stats = json.loads((results / "data" / "uc_merced" / "stats.json").read_text())
-    assert stats["shots"] == {"full": 18, "5": 15} and stats["image_size"] == 32
+    assert stats["shots"] == {"full": 18, "20": 18, "5": 15} and stats["image_size"] == 32  # 20-shot: all 6 a class has
 
 
 def test_dataset_configs_point_at_the_server_with_the_fakes_checksums(tmp_path):
