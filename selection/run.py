@@ -12,7 +12,7 @@ from typing import NamedTuple
 import numpy as np
 
 from pipeline.errors import UserError
-from pipeline.layout import probe_cache, probe_network_dir, setting_dir, source_cache
+from pipeline.layout import is_parc_draw, probe_cache, probe_network_dir, setting_dir, source_cache
 from selection.scores import SCORES, compute_score, load_plugins
 from selection.scores.registry import pca_reduce
 
@@ -31,11 +31,19 @@ def score_seed(seed: int, expert: str, target: str, shots: str) -> int:
 
 class Method(NamedTuple):
     """A method of the run: its registered score, options and, for a score that reads probe-network
-    features, the probe network (None: the benchmark's first, `probe_network_names[0]`)."""
+    features, the probe network (None: the benchmark's first, `probe_network_names[0]`); `probe_sets`:
+    the only probe sets it runs on (names, or "parc_draws" for every PARC draw; None: all)."""
 
     score: str
     options: dict
     probe_network: str | None = None
+    probe_sets: tuple[str, ...] | None = None
+
+    def runs_on(self, probe: str) -> bool:
+        """Whether the method runs on probe set `probe` (e.g. PARC's reference H-score, a pinv of the
+        d x d covariance, only on the draws PARC's tables read)."""
+        return self.probe_sets is None or probe in self.probe_sets or \
+            ("parc_draws" in self.probe_sets and is_parc_draw(probe))
 
 
 def method_table(methods, variants, probe_networks=None) -> dict[str, Method]:
@@ -43,11 +51,13 @@ def method_table(methods, variants, probe_networks=None) -> dict[str, Method]:
     that is not among `probe_networks` (when given) or whose score reads no probe-network features."""
     table = {m: Method(m, {}) for m in methods}
     for name, spec in (variants or {}).items():
-        table[name] = Method(spec["score"], dict(spec.get("options") or {}), spec.get("probe_network"))
+        sets = spec.get("probe_sets")
+        table[name] = Method(spec["score"], dict(spec.get("options") or {}), spec.get("probe_network"),
+                             tuple(sets) if sets is not None else None)
     unknown = sorted({m.score for m in table.values() if m.score not in SCORES})
     if unknown:
         raise SelectionError(f"unknown selection method(s) {unknown}; known: {', '.join(sorted(SCORES))}")
-    for name, (score, options, network) in table.items():
+    for name, (score, options, network, _) in table.items():
         params = inspect.signature(SCORES[score]).parameters
         bad = [o for o in options if o not in params and not (o == "pca_dim" and "features" in params)]
         if bad:
@@ -111,7 +121,9 @@ def score_expert(cfg) -> list[dict]:
                     network: _load(probe_cache(probe_network_dir(cfg.probe_dir, network), target, shots, probe),
                                    f"probe network {network}'s features")["probe_features"]
                     for network in sorted({n for n in reads.values() if n is not None})}
-                for method, (score, options, _) in table.items():
+                for method, (score, options, _, _) in table.items():
+                    if not table[method].runs_on(probe):
+                        continue
                     method_inputs = inputs if reads[method] is None else \
                         {**inputs, "probe_features": probe_features[reads[method]]}
                     if not _has_required(score, method_inputs):

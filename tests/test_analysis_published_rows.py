@@ -25,10 +25,16 @@ TARGETS = {"t1": {"full": 400, "20": 200, "5": 50}, "t2": {"full": 900, "20": 30
 DRAWS = ("parc_draw0", "parc_draw1")
 
 
-def paper_methods() -> list[str]:
-    """Every method the paper benchmark computes: configs/benchmark/paper.yaml's methods and variants."""
+def paper_methods() -> dict[str, list[str] | None]:
+    """Every method the paper benchmark computes (configs/benchmark/paper.yaml's methods and variants),
+    with the probe sets a variant is limited to (None: all)."""
     selection = yaml.safe_load((REPO / "configs" / "benchmark" / "paper.yaml").read_text())["selection"]
-    return list(selection["methods"]) + list(selection.get("variants") or {})
+    return {**dict.fromkeys(selection["methods"]),
+            **{n: v.get("probe_sets") for n, v in (selection.get("variants") or {}).items()}}
+
+
+def runs_on(sets: list[str] | None, probe: str) -> bool:
+    return sets is None or probe in sets or ("parc_draws" in sets and probe in DRAWS)
 
 
 def paper_tables(methods, seed: int = 0) -> dict[str, pd.DataFrame]:
@@ -47,8 +53,8 @@ def paper_tables(methods, seed: int = 0) -> dict[str, pd.DataFrame]:
                               "seconds": rng.uniform(50, 100)} for e, t, s in keys])
     scores = pd.DataFrame([{"expert": e, "target": t, "shots": s, "probe": probe, "method": m,
                             "score": rng.normal(), "seconds": 0.01, "feature_seconds": 1.0}
-                           for m in methods for e, t, s in keys
-                           for probe in ((PROBE, *DRAWS) if s == "full" else (PROBE,))])
+                           for m, sets in methods.items() for e, t, s in keys
+                           for probe in ((PROBE, *DRAWS) if s == "full" else (PROBE,)) if runs_on(sets, probe)])
     multidomain = pd.DataFrame([{"variant": v, "source": s, "source_test_accuracy": rng.uniform(40, 90),
                                  "source_images": 10**5, "seconds": 1.0}
                                 for v in ("shared", "multi_bn", "adapter") for s in PAPER_SOURCES])

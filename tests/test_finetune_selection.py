@@ -225,3 +225,23 @@ def test_a_variant_reads_the_probe_network_it_names(setup):
                variants={"leep_alexnet": {"score": "leep", "probe_network": "alexnet"}}, out=str(setup / "x.json"))
     with pytest.raises(SelectionError, match="is for scores that read probe-network features"):
         score_expert(bad)
+
+
+def test_a_variant_runs_only_on_the_probe_sets_it_names(setup):
+    """A variant's `probe_sets` (names, or parc_draws for every PARC draw) keeps it off every other probe
+    set: e.g. PARC's reference H-score (a pinv of the d x d covariance) only where PARC's tables read it."""
+    from selection.run import method_table
+
+    cfg = _cfg(setup, "selection", cache_dir=str(setup / "cache"), methods=["leep"], out=str(setup / "sets.json"),
+               variants={"leep_main": {"score": "leep", "probe_sets": ["per_class_10"]},
+                         "leep_draws": {"score": "leep", "probe_sets": ["parc_draws"]}})
+    write_caches(cfg)
+    caches = sorted((setup / "cache" / "toy").glob("*/*.npz"))
+    rows = score_expert(cfg)
+    ran = lambda m: sorted((r["shots"], r["probe"]) for r in rows if r["method"] == m)  # noqa: E731
+    assert ran("leep") == sorted((p.parent.name, p.stem) for p in caches)
+    assert ran("leep_main") == [s for s in ran("leep") if s[1] == "per_class_10"] != []
+    assert ran("leep_draws") == [s for s in ran("leep") if s[1].startswith("parc_draw")]
+    method = method_table([], {"m": {"score": "leep", "probe_sets": ["parc_draws", "all"]}})["m"]
+    assert method.runs_on("parc_draw3") and method.runs_on("all") and not method.runs_on("per_class_25")
+    assert method_table(["leep"], {})["leep"].runs_on("per_class_25")
