@@ -46,12 +46,13 @@ def train_probe_models(cfg, schedule) -> list[Path]:
     manifest of its caches (pipeline.layout.probe_manifest)."""
     set_determinism(cfg.threads)
     runtime = runtime_from_env(cfg.runtime.device, cfg.runtime.bf16, cfg.runtime.channels_last, cfg.runtime.workers)
-    written, shapes = [], {}
+    written = []
     for network in cfg.probe_network_names:
         definition = probe_network_definition(cfg, network)
         out_dir = probe_network_dir(cfg.probe_dir, network)
         for target in cfg.targets:
-            dataset = PreparedDataset(Path(cfg.data_root) / target)
+            dataset, listed = PreparedDataset(Path(cfg.data_root) / target), {}
+            manifest = probe_manifest(out_dir, target)  # {cache: feature shape}, written after the caches
             for shots in map(str, cfg.shots):
                 torch.manual_seed(cfg.seed)
                 model = build_probe_network(definition["arch"], dataset.num_classes, definition["pretrained"],
@@ -70,8 +71,6 @@ def train_probe_models(cfg, schedule) -> list[Path]:
                     path = probe_cache(out_dir, target, shots, probe)
                     np.savez(path, probe_features=features)
                     written.append(path)
-                    shapes[path] = list(features.shape)
-            manifest = probe_manifest(out_dir, target)  # {cache: feature shape}, after the caches
-            manifest.write_text(json.dumps({str(p.relative_to(manifest.parent)): shapes[p]
-                                            for p in written if p.is_relative_to(manifest.parent)}, indent=1))
+                    listed[str(path.relative_to(manifest.parent))] = list(features.shape)
+            manifest.write_text(json.dumps(listed, indent=1))
     return written

@@ -117,13 +117,12 @@ def score_expert(cfg) -> list[dict]:
                 inputs["seed"] = score_seed(cfg.seed, cfg.expert, target, shots)
                 if source:
                     inputs["source_features"], inputs["source_labels"] = source["features"], source["labels"]
-                probe_features = {  # each probe network's features that some method reads
+                running = {name: m for name, m in table.items() if m.runs_on(probe)}
+                probe_features = {  # the features of each probe network that a method running here reads
                     network: _load(probe_cache(probe_network_dir(cfg.probe_dir, network), target, shots, probe),
                                    f"probe network {network}'s features")["probe_features"]
-                    for network in sorted({n for n in reads.values() if n is not None})}
-                for method, (score, options, _, _) in table.items():
-                    if not table[method].runs_on(probe):
-                        continue
+                    for network in sorted({reads[name] for name in running} - {None})}
+                for method, (score, options, _, _) in running.items():
                     method_inputs = inputs if reads[method] is None else \
                         {**inputs, "probe_features": probe_features[reads[method]]}
                     if not _has_required(score, method_inputs):
