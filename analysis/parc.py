@@ -13,7 +13,7 @@ import re
 import pandas as pd
 
 from analysis.plotting import no_data, panels, save_figure
-from analysis.protocols import RANDOM, correlations, method_order, order_rows, parc_protocol, probes_present
+from analysis.protocols import OVER_DRAWS, RANDOM, correlations, method_order, order_rows, parc_protocol, probes_present
 from analysis.tables import KEYS, best_finetune, shots_order, with_meta
 from pipeline.layout import is_parc_draw
 
@@ -36,7 +36,7 @@ def mean_pearson(finetune: pd.DataFrame, scores: pd.DataFrame, probes, mode: str
     """PARC's mean Pearson correlation (x100, higher = better) in one evaluation mode of its
     Table 2, per method and shots: per probe draw in ``probes``, the mean over the groups of
     ``PARC_MODES[mode]`` (e.g. per target) of pearsonr(scores, best fine-tuned accuracy) over the
-    experts in the group; then mean and std (ddof=0) over the draws. Groups with an undefined
+    experts in the group; then mean and std (ddof=0; NaN for one draw) over the draws. Groups with an undefined
     correlation (fewer than 2 experts, constant input) are left out; ``random`` counts as its
     expectation, 0. With mode "source_and_arch" this is `analysis.protocols.parc_protocol`.
     Columns: method, shots, pearson_mean, pearson_std, n_draws."""
@@ -48,8 +48,7 @@ def mean_pearson(finetune: pd.DataFrame, scores: pd.DataFrame, probes, mode: str
             for (m, s, p, *_), g in df.groupby(["method", "shots", "probe", *PARC_MODES[mode]])]
     per_draw = (pd.DataFrame(rows, columns=["method", "shots", "probe", "pc"])
                 .groupby(["method", "shots", "probe"], as_index=False)["pc"].mean().dropna(subset=["pc"]))
-    out = per_draw.groupby(["method", "shots"], as_index=False)["pc"].agg(
-        pearson_mean="mean", pearson_std=lambda x: x.std(ddof=0), n_draws="count")
+    out = per_draw.groupby(["method", "shots"], as_index=False)["pc"].agg(**OVER_DRAWS)
     return order_rows(out, method=method_order(out["method"]), shots=shots_order(out["shots"]))[PEARSON_COLUMNS]
 
 

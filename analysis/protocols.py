@@ -259,6 +259,16 @@ def regret_table(finetune_df: pd.DataFrame, scores_df: pd.DataFrame, probe: str)
 PARC_COLUMNS = ["method", "shots", "pearson_mean", "pearson_std", "n_draws"]
 
 
+def draw_std(values: pd.Series) -> float:
+    """Std (population, ddof=0, as PARC's released evaluation code) of a value over probe draws;
+    NaN for a single draw, where a spread is undefined (not 0)."""
+    return float(values.std(ddof=0)) if len(values) > 1 else float("nan")
+
+
+# mean, std and count over probe draws: pandas named aggregations of a groupby's "pc" column
+OVER_DRAWS = {"pearson_mean": "mean", "pearson_std": draw_std, "n_draws": "count"}
+
+
 def order_rows(df: pd.DataFrame, **orders) -> pd.DataFrame:
     """Sort ``df`` by the columns named in ``orders``, each by its given ordered list of values."""
     return (df.sort_values(list(orders), key=lambda c: c.map({v: i for i, v in enumerate(orders[c.name])}))
@@ -269,7 +279,8 @@ def parc_protocol(finetune_df: pd.DataFrame, scores_df: pd.DataFrame) -> pd.Data
     """PARC's protocol (Bolya et al. Sec. 3.1, eq. 2, Tables 1-3), per method and shots:
     for each probe draw d ("parc_draw*" rows), PC_d = mean over targets of
     100 * pearsonr(scores, best fine-tuned accuracy); pearson_mean / pearson_std = mean and
-    std (population, ddof=0, as PARC's released evaluation code) of PC_d over the draws.
+    std (population, ddof=0, as PARC's released evaluation code; NaN for one draw) of PC_d over
+    the draws.
     Methods without "parc_draw*" rows are absent; no such rows gives an empty table.
     Targets where the correlation is undefined (constant input) are left out of the mean.
     """
@@ -282,7 +293,7 @@ def parc_protocol(finetune_df: pd.DataFrame, scores_df: pd.DataFrame) -> pd.Data
         return pd.DataFrame(columns=PARC_COLUMNS)
     per_draw = pd.DataFrame(rows).groupby(["method", "shots", "draw"], as_index=False)["pc"].mean()
     out = (per_draw.dropna(subset=["pc"]).groupby(["method", "shots"], as_index=False)["pc"]
-           .agg(pearson_mean="mean", pearson_std=lambda x: x.std(ddof=0), n_draws="count"))
+           .agg(**OVER_DRAWS))
     return order_rows(out, method=method_order(out["method"]), shots=shots_order(out["shots"]))[PARC_COLUMNS]
 
 

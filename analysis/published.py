@@ -344,7 +344,7 @@ def summary_markdown(ctx) -> str:
             out += [f"## Mean {title} over targets", "", _md_table(_by_shots(ev, value)), ""]
     parc = ctx.table("parc_protocol", optional=True)
     if parc is not None and len(parc):
-        parc = parc.assign(pearson=[f"{m:.1f} ± {s:.1f}" for m, s in zip(parc["pearson_mean"], parc["pearson_std"])])
+        parc = parc.assign(pearson=[f"{m:.1f} ± {s:.1f}" if s == s else f"{m:.1f}" for m, s in zip(parc["pearson_mean"], parc["pearson_std"])])
         out += ["## PARC: mean Pearson (x100) over probe draws", "",
                 _md_table(parc.pivot(index="method", columns="shots", values="pearson")
                           .reindex(columns=shots_order(parc["shots"])).reset_index().rename_axis(columns=None)), ""]

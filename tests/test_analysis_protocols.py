@@ -206,6 +206,9 @@ def test_parc_protocol_mean_and_std_over_draws():
     assert m["n_draws"] == 2 and out.set_index("method").loc["random", "pearson_mean"] == 0.0
     empty = parc_protocol(_finetune(), fill_probe(_scores(("m", "t", PROBE, M), probe_column=False), PROBE))
     assert empty.empty and list(empty.columns) == list(out.columns)
+    one = parc_protocol(_finetune(), sc[sc["probe"] != "parc_draw1"]).set_index("method").loc["m"]
+    assert one["pearson_mean"] == pytest.approx(90.0) and one["n_draws"] == 1
+    assert np.isnan(one["pearson_std"])  # a spread over one draw is undefined, not 0
 
 
 def test_probe_size_ablation():
