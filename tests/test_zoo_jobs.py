@@ -101,3 +101,22 @@ def test_ddp_under_torchrun_writes_one_expert(data_root, tmp_path):
     assert len(metrics["history"]) == 2 and metrics["source_images"] == 48
     assert metrics["gmacs"] > 0 and metrics["input_size"] == 16
     load_expert(tmp_path / "expert/model.pt")
+
+
+@pytest.mark.parametrize("variant", ["multi_bn", "adapter"])
+def test_multidomain_expert_under_torchrun(data_root, tmp_path, variant):
+    """Two ranks (gloo on the CPU) train the multi-domain expert: the domain switch acts on the model
+    inside the DDP wrapper, each domain's test accuracy is summed over the ranks, rank 0 writes."""
+    out = tmp_path / "md"
+    r = _zoo("step=multidomain", "preset=mini/multidomain", f"variant={variant}", "sources=[mosaic,lattice]",
+             f"data_root={data_root}", "per_source_cap=30", f"out_dir={out}", f"checkpoint={tmp_path / 'last.pt'}",
+             f"hydra.run.dir={tmp_path / 'run'}", torchrun=2)
+    assert r.returncode == 0, r.stderr[-3000:]
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert metrics["variant"] == variant and len(metrics["history"]) == 2
+    assert all(0 <= a <= 100 for a in metrics["source_test_accuracy"].values())
+    r = _zoo("step=domain_experts", "preset=mini/multidomain", f"init={out / 'model.pt'}",
+             "experts=[resnet-mosaic-md,resnet-lattice-md]", f"out_dir={tmp_path / 'experts'}",
+             f"hydra.run.dir={tmp_path / 'run2'}")
+    assert r.returncode == 0, r.stderr[-2000:]
+    load_expert(tmp_path / "experts/resnet-mosaic-md/model.pt")

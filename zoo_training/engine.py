@@ -110,6 +110,11 @@ def _batches(datasets: Sequence, plan: list[Batch], runtime: Runtime, seed: int)
     )
 
 
+def unwrap(model: nn.Module) -> nn.Module:
+    """The model inside a DistributedDataParallel wrapper (the model itself otherwise)."""
+    return model.module if isinstance(model, DistributedDataParallel) else model
+
+
 def train_one_epoch(
     model: nn.Module,
     datasets: Sequence,
@@ -120,13 +125,14 @@ def train_one_epoch(
     set_domain: Callable[[nn.Module, int], None] | None = None,
     progress: Callable[[int, int, float], None] | None = None,
 ) -> tuple[float, int]:
-    """One pass over an epoch plan; returns (mean loss over all ranks, images seen by all ranks)."""
+    """One pass over an epoch plan; returns (mean loss over all ranks, images seen by all ranks).
+    `model` may be DDP-wrapped; `set_domain` gets the unwrapped model."""
     model.train()
     criterion = nn.CrossEntropyLoss()
     total, seen, steps = 0.0, 0, len(plan)
     for step, (domain, images, labels) in enumerate(_batches(datasets, plan, runtime, seed)):
         if domain is not None:
-            set_domain(model, domain)
+            set_domain(unwrap(model), domain)  # the domain modules live in the model, not its DDP wrapper
         images, labels = runtime.to_device(images, labels)
         with runtime.autocast():
             loss = criterion(model(images), labels)
