@@ -1,11 +1,13 @@
 # Identity of every job, from the validated benchmark (pipeline.benchmark) and the one layout module
 # (pipeline.layout); `stage_shell` builds every stage's command line.
+import functools
 import os
 import sys
 from pathlib import Path
 
 from pipeline.benchmark import probe_networks_used
 from pipeline.layout import Expert, Layout, domain_experts, per_class_probe, probe_sets, zoo_experts
+from pipeline.resources import Site, all_images, download_mb, test_images, train_images
 from pipeline.stages import STAGES, compose, config_dirs_env, identity_overrides, stage_overrides
 
 envvars:
@@ -63,19 +65,111 @@ def identity(**values):
 def stage_shell(stage, step=None, launcher=False):
     """The one command line of every rule: the stage's module with its step and the benchmark's preset,
     then the job's identity (`params.identity`), its own Hydra run directory (`params.run_dir`) and its
-    log. `launcher` runs under torchrun when the profile gives the job several GPUs."""
+    log. `launcher`: the job starts through pipeline.launch, which assigns its GPUs (`resources.job_gpus`),
+    runs `resources.ranks` torchrun ranks and says its device; else `python -m` (CPU-only stages)."""
     head = stage_overrides(stage, PRESET, config["config_dirs"], step)
     env = " ".join(f"{k}={v}" for k, v in config_dirs_env(config["config_dirs"]).items())
-    python = "{params.launcher}" if launcher else "python -m"
+    python = (f"python -m pipeline.launch --gpus {{resources.job_gpus}} --ranks {{resources.ranks}} "
+              f"--node-gpus {given('gpu') or 0}" if launcher else "python -m")
     return (f"{env + ' ' if env else ''}{python} {STAGES[stage].module} {' '.join(head)} seed={SEED} {{params.identity}} "
             "hydra.run.dir={params.run_dir} hydra.job.chdir=false > {log} 2>&1")
 
 
-def launcher(wildcards, resources):
-    """`python -m` on one process; torchrun with one process per GPU when the job was given
-    several (`gpu` comes from the profile: profiles/slurm sets it per rule)."""
-    n = int(resources.get("gpu", 0))
-    return f"torchrun --standalone --nproc_per_node={n} -m" if n > 1 else "python -m"
+# ---------------------------------------------------------------- what a job asks of the machine
+SITE = Site(config["site"], config["device"])
+DATASETS = config["datasets"]
+
+
+def given(name):
+    """The run's `--resources <name>=N` (None when not given). In a cluster job (`--mode remote`) these
+    are the job's own resources as the main process decided them, so both sides agree."""
+    resource = workflow.global_resources.get(name)
+    value = getattr(resource, "value", resource)
+    return None if value is None else int(value)
+
+
+def job_resources(rule, runtime):
+    """Snakemake resources of `rule`'s jobs (pipeline.resources): `job_gpus` and `ranks` for the
+    launcher; `gpu`, counted against --resources gpu (and SLURM's --gpus); SLURM's partition, account,
+    gres, CPUs and memory; `runtime` from `runtime(wildcards, gpus, ranks)` in minutes, its unit
+    written out ("90m") so that no Snakemake release reads it as seconds."""
+
+    def gpus():
+        return (given("job_gpus") or 0) if workflow.remote_exec else SITE.gpus(rule, given("gpu"))
+
+    def ranks():
+        return (given("ranks") or 1) if workflow.remote_exec else SITE.ranks(rule, given("gpu"))
+
+    out = {"job_gpus": lambda wc: gpus(), "ranks": lambda wc: ranks(),
+           "runtime": lambda wc: f"{runtime(wc, gpus(), ranks())}m"}
+    for key in ("slurm_partition", "slurm_account", "gres", "gpu", "cpus_per_task", "mem_mb"):
+        out[key] = lambda wc, key=key: SITE.slurm(gpus(), ranks()).get(key)
+    return out
+
+
+@functools.cache
+def stage_config(stage):
+    """A stage's composed configuration for this benchmark (epochs, grids: the work of its jobs; the
+    training stages with the reference architecture, which their schedule does not depend on)."""
+    arch = [f"arch={ARCHS[config['reference_arch']]}"] if stage in ("zoo_training", "multidomain") else []
+    return compose(stage, PRESET, arch, config_dirs=config["config_dirs"])
+
+
+def probe_set_count(shots):
+    return len(target_probe_sets(shots))
+
+
+def data_prep_runtime(wc, gpus, ranks):
+    """Download at `site.download_mb_per_second`, then decode and resize every image."""
+    ds = DATASETS[wc.dataset]
+    seconds = download_mb(ds) / SITE.download_mb_per_second + all_images(ds) / SITE.prepare_images_per_second
+    return SITE.runtime_minutes(gpus=gpus, ranks=ranks, cpu_seconds=seconds)
+
+
+def zoo_runtime(wc, gpus, ranks):
+    """The schedule's epochs over the source's training images, then its test set."""
+    expert = Expert.parse(wc.expert)
+    source = DATASETS[expert.source]
+    return SITE.runtime_minutes(gpus=gpus, ranks=ranks, arch=ARCHS[expert.arch], forward=test_images(source),
+                                train=stage_config("zoo_training").train.epochs * train_images(source))
+
+
+def multidomain_runtime(wc, gpus, ranks):
+    """`per_source_cap` images per source per epoch, then every source's test set."""
+    cfg = stage_config("multidomain")
+    return SITE.runtime_minutes(gpus=gpus, ranks=ranks, arch=ARCHS[MULTIDOMAIN["arch"]],
+                                train=cfg.train.epochs * cfg.per_source_cap * len(SOURCES),
+                                forward=sum(test_images(DATASETS[s]) for s in SOURCES))
+
+
+def finetune_runtime(wc, gpus, ranks):
+    """Every grid point: the recipe's epochs over the target's training images in that shot setting,
+    then its test set."""
+    expert, cfg = Expert.parse(wc.expert), stage_config("finetune")
+    shots = ["full"] if expert.kind == "md" else SHOTS
+    points = [(t, s) for t in TARGETS for s in shots if s != "full" or t in FULL_TARGETS]
+    return SITE.runtime_minutes(gpus=gpus, ranks=ranks, arch=ARCHS[expert.arch],
+                                train=len(cfg.lrs) * cfg.train.epochs * sum(train_images(DATASETS[t], s) for t, s in points),
+                                forward=len(cfg.lrs) * sum(test_images(DATASETS[t]) for t, _ in points))
+
+
+def selection_runtime(wc, gpus, ranks):
+    """A forward pass over every probe set (at most the setting's training images each) and the
+    expert's source probe set, then every score on every probe set (`site.score_seconds` each)."""
+    expert = Expert.parse(wc.expert)
+    source = DATASETS[expert.source]
+    sets = [(t, s) for t in TARGETS for s in SHOTS for _ in range(probe_set_count(s))]
+    return SITE.runtime_minutes(gpus=gpus, ranks=ranks, arch=ARCHS[expert.arch], cpu_seconds=SITE.score_seconds * len(sets),
+                                forward=sum(train_images(DATASETS[t], s) for t, s in sets)
+                                + PROBES["per_class"] * source["num_classes"])
+
+
+def probe_model_runtime(wc, gpus, ranks):
+    """The probe network trained on the target in every shot setting, then its probe sets' features."""
+    ds, epochs = DATASETS[wc.target], stage_config("selection").probe_train.epochs
+    return SITE.runtime_minutes(gpus=gpus, ranks=ranks, arch=wc.network,
+                                train=epochs * sum(train_images(ds, s) for s in SHOTS),
+                                forward=sum(probe_set_count(s) * train_images(ds, s) for s in SHOTS))
 
 
 def target_probe_sets(shots):

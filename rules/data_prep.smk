@@ -21,6 +21,8 @@ rule data_prep:
         ),
         run_dir=lambda wc: LAYOUT.run_dir("data_prep", wc.dataset),
     threads: THREADS
+    resources:
+        **job_resources("data_prep", data_prep_runtime),
     log:
         LAYOUT.log("data_prep", "{dataset}"),
     benchmark:

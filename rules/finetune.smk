@@ -25,10 +25,10 @@ rule finetune:
         run_dir=lambda wc: LAYOUT.run_dir("finetune", wc.expert),
     threads: THREADS
     resources:
-        gpu=0,
+        **job_resources("finetune", finetune_runtime),
     log:
         LAYOUT.log("finetune", "{expert}"),
     benchmark:
         LAYOUT.benchmark("finetune", "{expert}")
     shell:
-        stage_shell("finetune")
+        stage_shell("finetune", launcher=True)

@@ -29,13 +29,13 @@ rule selection:
         run_dir=lambda wc: LAYOUT.run_dir("selection", wc.expert),
     threads: THREADS
     resources:
-        gpu=0,
+        **job_resources("selection", selection_runtime),
     log:
         LAYOUT.log("selection", "{expert}"),
     benchmark:
         LAYOUT.benchmark("selection", "{expert}")
     shell:
-        stage_shell("selection")
+        stage_shell("selection", launcher=True)
 
 
 rule probe_model:
@@ -60,10 +60,10 @@ rule probe_model:
         run_dir=lambda wc: LAYOUT.run_dir("probe_model", wc.network, wc.target),
     threads: THREADS
     resources:
-        gpu=0,
+        **job_resources("probe_model", probe_model_runtime),
     log:
         LAYOUT.log("probe_model", "{network}", "{target}"),
     benchmark:
         LAYOUT.benchmark("probe_model", "{network}", "{target}")
     shell:
-        stage_shell("selection", step="probe_model")
+        stage_shell("selection", step="probe_model", launcher=True)

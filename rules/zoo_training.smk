@@ -1,6 +1,6 @@
 rule zoo_training:
     """Train one single-domain expert on its source, from scratch or from the generalist's weights
-    (torchrun with one process per GPU when the profile gives the rule several)."""
+    (torchrun with one rank per GPU: pipeline.launch)."""
     input:
         unpack(get_zoo_inputs),
     output:
@@ -9,7 +9,6 @@ rule zoo_training:
     wildcard_constraints:
         expert="|".join(SINGLE_DOMAIN_EXPERTS),
     params:
-        launcher=launcher,
         identity=lambda wc, input, threads: identity(
             expert=wc.expert,
             arch=ARCHS[Expert.parse(wc.expert).arch],
@@ -24,7 +23,7 @@ rule zoo_training:
         run_dir=lambda wc: LAYOUT.run_dir("zoo_training", wc.expert),
     threads: THREADS
     resources:
-        gpu=0,
+        **job_resources("zoo_training", zoo_runtime),
     log:
         LAYOUT.log("zoo_training", "{expert}"),
     benchmark:
@@ -45,7 +44,6 @@ if MULTIDOMAIN:
             weights=protected(LAYOUT.multidomain_weights("{variant}")),
             metrics=LAYOUT.multidomain_metrics("{variant}"),
         params:
-            launcher=launcher,
             identity=lambda wc, threads: identity(
                 variant=wc.variant,
                 arch=ARCHS[MULTIDOMAIN["arch"]],
@@ -58,7 +56,7 @@ if MULTIDOMAIN:
             run_dir=lambda wc: LAYOUT.run_dir("multidomain", wc.variant),
         threads: THREADS
         resources:
-            gpu=0,
+            **job_resources("multidomain", multidomain_runtime),
         log:
             LAYOUT.log("multidomain", "{variant}"),
         benchmark:

@@ -100,11 +100,16 @@ def test_a_config_on_the_command_line_is_the_whole_config(tmp_path):
 PAPER = yaml.safe_load((ROOT / "configs/benchmark/paper.yaml").read_text())
 
 
-def paper_dry_run(tmp_path, *extra):
+def paper_dry_run(tmp_path, *extra, site=None):
+    """A dry run of the paper benchmark; `site`: a site file's contents, given after the benchmark."""
     config = {**PAPER, "results": str(tmp_path / "results")}
     path = tmp_path / "paper.yaml"
     path.write_text(yaml.safe_dump(config))
-    return subprocess.run(snakemake_cmd(*extra, "-n", "--nolock", "--configfile", str(path)), cwd=ROOT,
+    files = [str(path)]
+    if site is not None:
+        files.append(str(tmp_path / "site.yaml"))
+        (tmp_path / "site.yaml").write_text(yaml.safe_dump(site))
+    return subprocess.run(snakemake_cmd(*extra, "-n", "--nolock", "--configfile", *files), cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
 
 
@@ -136,23 +141,81 @@ def test_paper_dag_job_counts(tmp_path):
     # the grid: 30 experts x (8 full targets + 11 targets x 2 few-shot settings) x 3 lrs, and the
     # 8 domains x 8 full targets x 3 lrs
     assert len(PAPER["full_targets"]) == 8 and len(PAPER["targets"]) == 11
-    finetune_cmds = [line for line in result.stdout.splitlines() if "python -m finetune" in line]
+    finetune_cmds = [line for line in result.stdout.splitlines() if " finetune preset=paper/finetune " in line]
     assert finetune_cmds and all("'full_targets=[cucumber9,dtd," in c for c in finetune_cmds)
 
 
-def test_paper_dag_under_the_slurm_profile(tmp_path):
-    """profiles/slurm: training rules get 8 GPUs (torchrun); the analysis runs where Snakemake runs."""
-    result = paper_dry_run(tmp_path, "--profile", "profiles/slurm", "-p")
+def planned_jobs(output):
+    """(rule, wildcards, resources, shell command) of every job a dry run (-p) plans."""
+    jobs = []
+    for block in re.split(r"\n(?=(?:local)?rule \w+:)", output):
+        rule = re.match(r"(?:local)?rule (\w+):", block)
+        if rule is None:
+            continue
+        found = lambda pattern: (m.group(1) if (m := re.search(pattern, block)) else "")  # noqa: E731
+        resources = dict(kv.split("=", 1) for kv in found(r"resources: (.*)").split(", ") if "=" in kv)
+        jobs.append((rule.group(1), found(r"wildcards: (.*)"), resources, found(r"Shell command: (.*)")))
+    return jobs
+
+
+TRAINING, ONE_GPU = {"zoo_training", "multidomain"}, {"finetune", "selection", "probe_model"}
+
+
+def test_one_gpu_node_bounds_and_assigns_its_gpus(tmp_path):
+    """`--resources gpu=8` on one node: training jobs take the node's 8 GPUs (8 torchrun ranks), fine-tuning,
+    selection and the probe networks one each, data preparation none; pipeline.launch leases them."""
+    result = paper_dry_run(tmp_path, "--cores", "64", "--resources", "gpu=8", "-p")
     assert result.returncode == 0, result.stderr
-    out = result.stdout
-    assert "torchrun --standalone --nproc_per_node=8 -m zoo_training step=multidomain preset=paper/multidomain" in out
-    assert re.search(r"torchrun --standalone --nproc_per_node=8 -m zoo_training step=expert preset=paper/zoo_training "
-                     r".*'expert=resnet-food101'", out)
-    assert "python -m finetune" in out and "torchrun --standalone --nproc_per_node=1" not in out
-    # SLURM submissions: everything but the local rules
+    jobs = planned_jobs(result.stdout)
+    for rule, _, res, shell in jobs:
+        if rule in TRAINING:
+            assert (res["gpu"], res["ranks"]) == ("8", "8")
+            assert shell.startswith("python -m pipeline.launch --gpus 8 --ranks 8 --node-gpus 8 zoo_training step=")
+        elif rule in ONE_GPU:
+            assert (res["gpu"], res["ranks"]) == ("1", "1")
+            assert shell.startswith("python -m pipeline.launch --gpus 1 --ranks 1 --node-gpus 8 ")
+        elif rule == "data_prep":
+            assert res["gpu"] == "0" and shell.startswith("python -m data_prep ")
+    assert {r for r, *_ in jobs} >= TRAINING | ONE_GPU | {"data_prep"}
+    # the training jobs' runtimes come from their work: ImageNet's 732 images x 1000 classes x 90 epochs
+    # at 1000 images/s on each of 8 GPUs, twice over, is 275 minutes
+    runtime = {w: int(res["runtime"]) for r, w, res, _ in jobs if r == "zoo_training"}
+    assert runtime["expert=resnet-imagenet"] == 275 and max(runtime.values()) <= 24 * 60
+
+
+def test_cpu_on_purpose_keeps_the_ranks_and_no_gpus_means_cpu(tmp_path):
+    """device=cpu: no job asks for a GPU; training keeps the ranks it would have had GPUs. Without
+    --resources gpu (a laptop), every job runs on the CPU, one process each."""
+    result = paper_dry_run(tmp_path, "--cores", "4", "--resources", "gpu=4", "--config", "device=cpu", "-p")
+    assert result.returncode == 0, result.stderr
+    jobs = planned_jobs(result.stdout)
+    assert all(res.get("gpu", "0") == "0" for _, _, res, _ in jobs)
+    assert all(res["ranks"] == "4" and "--gpus 0 --ranks 4 --node-gpus 4 zoo_training" in shell
+               for rule, _, res, shell in jobs if rule in TRAINING)
+    laptop = planned_jobs(dry_run(tmp_path, None, "-p").stdout)
+    assert laptop and all("--gpus 0 --ranks 1 --node-gpus 0" in shell for rule, _, _, shell in laptop
+                          if rule in TRAINING | ONE_GPU)
+
+
+def test_a_site_file_sets_what_slurm_receives_without_touching_the_profile(tmp_path):
+    """profiles/slurm with a site file: account, partitions (CPU-only rules to the CPU partition), --gres
+    instead of --gpus, 4-GPU nodes, CPUs per GPU and a 12 h limit; nothing asks beyond the limits."""
+    profile = (ROOT / "profiles/slurm/config.yaml").read_text()
+    site = {"site": {"account": "proj42", "gpu_partition": "a100", "cpu_partition": "cpu", "gpu_request": "gres",
+                     "gpus_per_node": 4, "cpus_per_gpu": 8, "mem_per_gpu_gb": 60, "max_runtime_h": 12}}
+    result = paper_dry_run(tmp_path, "--profile", "profiles/slurm", "-p", site=site)
+    assert result.returncode == 0, result.stderr
+    jobs = planned_jobs(result.stdout)
     local = {"all", "tables", "evaluate", "figures", "artifacts", "domain_experts"}
-    jobs = job_counts(out)
-    assert sum(n for r, n in jobs.items() if r not in local | {"total"}) == PAPER_SLURM_JOBS
+    submitted = [j for j in jobs if j[0] not in local]
+    assert len(submitted) == PAPER_SLURM_JOBS
+    for rule, _, res, shell in submitted:
+        assert res["slurm_account"] == "proj42" and res["gpu"] == "0" and int(res["runtime"]) <= 12 * 60
+        gpus = 4 if rule in TRAINING else int(rule in ONE_GPU)
+        assert res["slurm_partition"] == ("a100" if gpus else "cpu") and res.get("gres") == (f"gpu:{gpus}" if gpus else None)
+        assert int(res["cpus_per_task"]) == (8 * gpus if gpus else 16) and int(res["mem_mb"]) <= 4 * 60000
+    assert all(f"--gpus 4 --ranks 4" in shell for rule, _, _, shell in jobs if rule in TRAINING)
+    assert (ROOT / "profiles/slurm/config.yaml").read_text() == profile
 
 
 def test_a_dead_runs_lock_is_removed_and_a_live_run_is_refused(tmp_path):

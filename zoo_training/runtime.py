@@ -15,6 +15,8 @@ from pathlib import Path
 import torch
 import torch.distributed as dist
 
+from pipeline.errors import UserError
+
 log = logging.getLogger(__name__)
 
 
@@ -66,21 +68,26 @@ class Runtime:
 CPU = Runtime()
 
 
+class DeviceError(UserError):
+    """A job asked for a device it cannot see."""
+
+
 def runtime_from_env(device: str = "auto", bf16: bool = True, channels_last: bool = True, workers: int = 0) -> Runtime:
     """The runtime of this process; joins the process group when started by torchrun.
 
     `device`: "auto" (the GPU of LOCAL_RANK when CUDA is available, else the CPU), "cuda" or "cpu".
+    The pipeline's jobs say "cuda" or "cpu" (`pipeline.launch` assigns their GPUs through
+    CUDA_VISIBLE_DEVICES). Raises DeviceError (one line) for "cuda" without enough visible GPUs.
     """
     if device not in ("auto", "cuda", "cpu"):
-        raise ValueError(f"device must be auto, cuda or cpu; got {device!r}")
+        raise DeviceError(f"runtime.device must be auto, cuda or cpu; got {device!r}")
     use_cuda = device == "cuda" or (device == "auto" and torch.cuda.is_available())
-    if device == "cuda" and not torch.cuda.is_available():
-        raise ValueError("device=cuda but no CUDA device is visible; use device=auto or device=cpu")
     world_size, rank = int(os.environ.get("WORLD_SIZE", 1)), int(os.environ.get("RANK", 0))
-    if "LOCAL_RANK" in os.environ:
-        local_rank = int(os.environ["LOCAL_RANK"])
-    else:  # a single-process job among others on one node: take a GPU no other job holds
-        local_rank = lease_gpu(torch.cuda.device_count()) if use_cuda else 0
+    local_rank = int(os.environ.get("LOCAL_RANK", 0))
+    if use_cuda and torch.cuda.device_count() <= local_rank:
+        raise DeviceError(f"runtime.device=cuda on local rank {local_rank}, but torch sees {torch.cuda.device_count()} "
+                          f"CUDA device(s) (CUDA_VISIBLE_DEVICES={os.environ.get('CUDA_VISIBLE_DEVICES')!r}); "
+                          "runtime.device=cpu runs on the CPU on purpose")
     if use_cuda:
         torch.cuda.set_device(local_rank)
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -99,31 +106,6 @@ def runtime_from_env(device: str = "auto", bf16: bool = True, channels_last: boo
         log.info("runtime: %s, %d process(es), bf16=%s, channels_last=%s", runtime.device, world_size,
                  runtime.bf16, runtime.channels_last)
     return runtime
-
-
-_LEASES: list = []  # open lock files: a lease lasts as long as the process
-
-
-def lease_gpu(count: int, lock_dir: str | Path | None = None) -> int:
-    """The first of `count` GPUs whose lock no other process holds (Snakemake's `gpu` resource
-    only counts GPUs; jobs on one node must not all land on GPU 0). Under SLURM each job sees
-    only its own GPU, so this returns 0 there."""
-    import fcntl
-
-    if count <= 1:
-        return 0
-    lock_dir = Path(lock_dir or os.environ.get("GPU_LEASE_DIR", "/tmp"))
-    for index in range(count):
-        handle = open(lock_dir / f"model-zoo-gpu{index}.lock", "w")
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            handle.close()
-            continue
-        _LEASES.append(handle)
-        return index
-    raise RuntimeError(f"all {count} GPUs are leased by other jobs; run Snakemake with --resources gpu={count} "
-                       "so it never starts more GPU jobs than there are GPUs")
 
 
 def shutdown(runtime: Runtime) -> None:
