@@ -9,7 +9,7 @@ from snakemake.utils import min_version
 
 from pipeline.benchmark import BenchmarkError, load_benchmark
 
-min_version("9.0")
+min_version("9.19")  # earlier 9.x releases read bare profile runtimes as seconds (snakemake#4039)
 
 try:
     benchmark = load_benchmark(dict(config))

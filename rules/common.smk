@@ -5,6 +5,8 @@ import os
 import sys
 from pathlib import Path
 
+from snakemake.exceptions import WorkflowError
+
 from pipeline.benchmark import probe_networks_used
 from pipeline.layout import Expert, Layout, domain_experts, per_class_probe, probe_sets, zoo_experts
 from pipeline.resources import Site, all_images, download_mb, test_images, train_images
@@ -81,11 +83,23 @@ DATASETS = config["datasets"]
 
 
 def given(name):
-    """The run's `--resources <name>=N` (None when not given). In a cluster job (`--mode remote`) these
-    are the job's own resources as the main process decided them, so both sides agree."""
+    """The run's `--resources <name>=N` (None when not given)."""
     resource = workflow.global_resources.get(name)
     value = getattr(resource, "value", resource)
     return None if value is None else int(value)
+
+
+def gpu_cap():
+    """The most GPUs a job may take: the run's `--resources gpu` (None: none given, every job on the
+    CPU). A cluster job (`--mode remote`) is started without the run's --resources, so it takes what it
+    wants; the main process that submitted it made sure the cap never cut that (below)."""
+    if workflow.remote_exec:
+        return SITE.gpus_per_node
+    cap = given("gpu")
+    if not workflow.local_exec and (cap or 0) < SITE.gpus_per_node:
+        raise WorkflowError(f"--resources gpu={cap}: a cluster run must allow at least site.gpus_per_node="
+                            f"{SITE.gpus_per_node} GPUs at once (profiles/slurm sets gpu=64)")
+    return cap
 
 
 def job_resources(rule, runtime):
@@ -95,10 +109,10 @@ def job_resources(rule, runtime):
     written out ("90m") so that no Snakemake release reads it as seconds."""
 
     def gpus():
-        return (given("job_gpus") or 0) if workflow.remote_exec else SITE.gpus(rule, given("gpu"))
+        return SITE.gpus(rule, gpu_cap())
 
     def ranks():
-        return (given("ranks") or 1) if workflow.remote_exec else SITE.ranks(rule, given("gpu"))
+        return SITE.ranks(rule, gpu_cap())
 
     out = {"job_gpus": lambda wc: gpus(), "ranks": lambda wc: ranks(),
            "runtime": lambda wc: f"{runtime(wc, gpus(), ranks())}m"}
