@@ -3,6 +3,9 @@ from pathlib import Path
 
 import pytest
 
+# the simulated SLURM cluster's fixture `slurm_cluster` (tests/slurm_sim/fixture.py)
+pytest_plugins = ["slurm_sim.fixture"]
+
 ROOT = Path(__file__).resolve().parents[1]
 CONFIGS = ROOT / "configs"
 # every shipped benchmark preset (configs/preset/<name>/)

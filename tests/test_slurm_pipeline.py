@@ -14,7 +14,6 @@ import yaml
 
 from conftest import ROOT
 from pipeline.layout import Layout
-from slurm_sim.fixture import slurm_cluster  # noqa: F401  (the fixture)
 
 MINI = yaml.safe_load((ROOT / "configs/benchmark/mini.yaml").read_text())
 FAST = ["--latency-wait", "1", "--seconds-between-status-checks", "1", "--slurm-init-seconds-before-status-checks", "1"]
@@ -94,17 +93,13 @@ def test_mini_cut_on_simulated_slurm_with_a_timeout_and_a_killed_snakemake(slurm
     log = layout.log("multidomain", "multi_bn").read_text()
     assert "runtime: cpu, 2 process(es)" in log  # 2 torchrun ranks on the CPU
 
-
-@pytest.mark.e2e
-def test_a_gpu_job_on_a_node_without_gpus_stops_with_one_line(slurm_cluster, tmp_path):
-    """Without device=cpu the zoo job asks SLURM for 2 GPUs and gets them (CUDA_VISIBLE_DEVICES=0,1), but
-    this machine has none: the job's log holds one line saying so, and the run fails."""
-    layout, _ = _config(tmp_path)
-    weights = str(layout.expert_weights("resnet-generalist"))
-    run = _run(tmp_path, [weights], "--retries", "0")
-    assert run.returncode != 0
-    (zoo,) = [j for j in slurm_cluster.jobs() if j["comment"].startswith("rule_zoo_training")]
-    assert "--gpus=2" in zoo["argv"] and zoo["state"] == "FAILED"
-    assert layout.log("zoo_training", "resnet-generalist").read_text().strip().splitlines() == [
+    # without device=cpu the next zoo job asks SLURM for 2 GPUs and gets them (CUDA_VISIBLE_DEVICES=0,1), but
+    # this machine has none: the job's log holds one line saying so, and the run fails
+    gpu = _run(tmp_path, [str(layout.expert_weights("resnet-mosaic"))], "--retries", "0")
+    assert gpu.returncode != 0
+    (zoo,) = [j for j in by_rule("zoo_training") if j["comment"].endswith("_resnet-mosaic")]
+    assert "--gpus=2" in zoo["argv"] and ("-p", "gpu") == tuple(zoo["argv"][zoo["argv"].index("-p"):][:2])
+    assert zoo["state"] == "FAILED"
+    assert layout.log("zoo_training", "resnet-mosaic").read_text().strip().splitlines() == [
         "pipeline.launch: error: this job was given 2 GPU(s) (CUDA_VISIBLE_DEVICES='0,1') but sees 0; "
         "to run on the CPU on purpose: --config device=cpu"]

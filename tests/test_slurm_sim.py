@@ -14,7 +14,6 @@ import time
 import pytest
 
 from slurm_sim import cluster as sim
-from slurm_sim.fixture import slurm_cluster  # noqa: F401
 
 NODE_CONFIG = "sbatch: error: Batch job submission failed: Requested node configuration is not available"
 BAD_GRES = "sbatch: error: Batch job submission failed: Invalid generic resource (gres) specification"

@@ -103,7 +103,7 @@ def test_ddp_under_torchrun_writes_one_expert(data_root, tmp_path):
     load_expert(tmp_path / "expert/model.pt")
 
 
-@pytest.mark.parametrize("variant", ["multi_bn", "adapter"])
+@pytest.mark.parametrize("variant", ["adapter"])  # Multi-BN: tests/test_slurm_pipeline.py, 2 ranks as well
 def test_multidomain_expert_under_torchrun(data_root, tmp_path, variant):
     """Two ranks (gloo on the CPU) train the multi-domain expert: the domain switch acts on the model
     inside the DDP wrapper, each domain's test accuracy is summed over the ranks, rank 0 writes."""

@@ -1,6 +1,6 @@
 """pytest fixture: a simulated SLURM cluster (cluster.py) on PATH for the test and its subprocesses.
 
-    from slurm_sim.fixture import slurm_cluster  # noqa: F401  (tests/ is on sys.path)
+    (registered for every test by tests/conftest.py: pytest_plugins = ["slurm_sim.fixture"])
 
     def test_x(slurm_cluster):
         slurm_cluster.configure(seconds_per_minute=0.05, gpu_request="gpus")
