@@ -25,12 +25,14 @@ def file_seed(path: Path | str) -> int:
 
 
 def image(path: Path, size=(14, 10), fmt=None, label: int | None = None, seed: int | None = None) -> Path:
-    """A random RGB image at `path` (format from the suffix, or `fmt`). With `label`, a class colour plus
-    noise (learnable); pixels seeded by `seed` (default: the path's name and parent)."""
+    """A random RGB image at `path` (format from the suffix, or `fmt`). With `label`, a colour halfway
+    between the class's and the image's own, plus noise: learnable, yet classes overlap, so that a
+    probe set's kNN or logistic accuracy is not 100% for every expert (an undefined correlation); pixels
+    seeded by `seed` (default: the path's name and parent)."""
     rng = np.random.default_rng(seed if seed is not None else file_seed(Path(path).parent.name + "/" + Path(path).name))
     noise = rng.integers(0, 256, (size[1], size[0], 3))
     if label is not None:
-        colour = np.random.default_rng(1000 + label).integers(0, 256, 3)
+        colour = 0.5 * np.random.default_rng(1000 + label).integers(0, 256, 3) + 0.5 * rng.integers(0, 256, 3)
         noise = 0.6 * colour + 0.4 * noise
     path.parent.mkdir(parents=True, exist_ok=True)
     Image.fromarray(noise.astype(np.uint8)).save(path, format=fmt)
