@@ -1,6 +1,7 @@
 """The pipeline through `--profile profiles/slurm` on a simulated SLURM cluster (tests/slurm_sim): a cut
 of the mini benchmark with device=cpu (training under torchrun with 2 CPU ranks), a site file, an
-injected TIMEOUT that the profile's retry resumes, and a restart after the Snakemake process is killed;
+injected TIMEOUT that the profile's retry resumes, and a restart after the Snakemake process is killed
+while its first jobs run;
 then, without device=cpu, a GPU job on a node without GPUs stops with one line."""
 import json
 import os
@@ -63,8 +64,8 @@ def test_mini_cut_on_simulated_slurm_with_a_timeout_and_a_killed_snakemake(slurm
     assert first.poll() is None or first.returncode == 0, first.stdout.read()
     by_rule = lambda rule: [j for j in slurm_cluster.jobs() if j["comment"].startswith(f"rule_{rule}")]  # noqa: E731
     try:
-        _wait_for(lambda: any(j["state"] == "RUNNING" for j in by_rule("multidomain")), 300,
-                  "the multi-domain job never ran")
+        _wait_for(lambda: any(j["state"] == "RUNNING" for j in by_rule("data_prep")), 300,
+                  "no data preparation job ever ran")
         os.kill(first.pid, signal.SIGKILL)  # the Snakemake process dies; its SLURM jobs go on
         first.wait(30)
     finally:
