@@ -36,14 +36,14 @@ def train_images(dataset: dict, shots: str = "full") -> int:
     return min(x for x in (paper, capped) if x) if (paper or capped) else classes
 
 
-def test_images(dataset: dict) -> int:
-    """Test images of a dataset config (the paper's count, else a quarter of the training images)."""
+def held_out_images(dataset: dict) -> int:
+    """Held-out (test) images of a dataset config (the paper's count, else a quarter of the training images)."""
     return int(dataset.get("paper_test") or math.ceil(train_images(dataset) / 4))
 
 
 def all_images(dataset: dict) -> int:
     """Images a dataset's preparation decodes and resizes (all of the paper's, else train + test)."""
-    return int(dataset.get("paper_train") or train_images(dataset)) + test_images(dataset)
+    return int(dataset.get("paper_train") or train_images(dataset)) + held_out_images(dataset)
 
 
 def download_mb(dataset: dict) -> float:
@@ -59,7 +59,9 @@ class Site:
     settings: dict
     device: str = "auto"
 
-    def __getattr__(self, key):
+    def __getattr__(self, key):  # site.<key> reads the block (only called for names the class lacks)
+        if key == "settings":  # not yet set (copy, unpickling): no recursion
+            raise AttributeError(key)
         try:
             return self.settings[key]
         except KeyError:

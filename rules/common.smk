@@ -9,7 +9,7 @@ from snakemake.exceptions import WorkflowError
 
 from pipeline.benchmark import probe_networks_used
 from pipeline.layout import Expert, Layout, domain_experts, per_class_probe, probe_sets, zoo_experts
-from pipeline.resources import Site, all_images, download_mb, test_images, train_images
+from pipeline.resources import Site, all_images, download_mb, held_out_images, train_images
 from pipeline.stages import STAGES, compose, config_dirs_env, identity_overrides, stage_overrides
 
 envvars:
@@ -144,7 +144,7 @@ def zoo_runtime(wc, gpus, ranks):
     """The schedule's epochs over the source's training images, then its test set."""
     expert = Expert.parse(wc.expert)
     source = DATASETS[expert.source]
-    return SITE.runtime_minutes(gpus=gpus, ranks=ranks, arch=ARCHS[expert.arch], forward=test_images(source),
+    return SITE.runtime_minutes(gpus=gpus, ranks=ranks, arch=ARCHS[expert.arch], forward=held_out_images(source),
                                 train=stage_config("zoo_training").train.epochs * train_images(source))
 
 
@@ -153,7 +153,7 @@ def multidomain_runtime(wc, gpus, ranks):
     cfg = stage_config("multidomain")
     return SITE.runtime_minutes(gpus=gpus, ranks=ranks, arch=ARCHS[MULTIDOMAIN["arch"]],
                                 train=cfg.train.epochs * cfg.per_source_cap * len(SOURCES),
-                                forward=sum(test_images(DATASETS[s]) for s in SOURCES))
+                                forward=sum(held_out_images(DATASETS[s]) for s in SOURCES))
 
 
 def finetune_runtime(wc, gpus, ranks):
@@ -164,7 +164,7 @@ def finetune_runtime(wc, gpus, ranks):
     points = [(t, s) for t in TARGETS for s in shots if s != "full" or t in FULL_TARGETS]
     return SITE.runtime_minutes(gpus=gpus, ranks=ranks, arch=ARCHS[expert.arch],
                                 train=len(cfg.lrs) * cfg.train.epochs * sum(train_images(DATASETS[t], s) for t, s in points),
-                                forward=len(cfg.lrs) * sum(test_images(DATASETS[t]) for t, _ in points))
+                                forward=len(cfg.lrs) * sum(held_out_images(DATASETS[t]) for t, _ in points))
 
 
 def selection_runtime(wc, gpus, ranks):
