@@ -214,7 +214,7 @@ def test_a_site_file_sets_what_slurm_receives_without_touching_the_profile(tmp_p
         gpus = 4 if rule in TRAINING else int(rule in ONE_GPU)
         assert res["slurm_partition"] == ("a100" if gpus else "cpu") and res.get("gres") == (f"gpu:{gpus}" if gpus else None)
         assert int(res["cpus_per_task"]) == (8 * gpus if gpus else 16) and int(res["mem_mb"]) <= 4 * 60000
-    assert all(f"--gpus 4 --ranks 4" in shell for rule, _, _, shell in jobs if rule in TRAINING)
+    assert all("--gpus 4 --ranks 4" in shell for rule, _, _, shell in jobs if rule in TRAINING)
     assert (ROOT / "profiles/slurm/config.yaml").read_text() == profile
 
 
