@@ -254,15 +254,16 @@ def _nleep_sfda(f: np.ndarray, y: np.ndarray, n_classes: int, n_components: int,
 
 # --------------------------------------------------------------------------- SFDA
 
-def _power_top_eigenvalue(a: np.ndarray, iterations: int = 3) -> float:
-    """SFDA ``utils.iterative_A``: 3 rounds of two power steps from x = A 1, then x^T A y."""
-    x = a.sum(axis=1)
+def _power_top_eigenvalue(matvec, d: int, iterations: int = 3) -> float:
+    """SFDA ``utils.iterative_A``: 3 rounds of two power steps from x = A 1, then x^T A y;
+    ``matvec(v)`` = A v for the (d, d) matrix A."""
+    x = matvec(np.ones(d))
     for _ in range(iterations):
-        t = a @ x
+        t = matvec(x)
         yv = t / np.linalg.norm(t)
-        t = a @ yv
+        t = matvec(yv)
         x = t / np.linalg.norm(t)
-    return float(x @ (a @ yv))
+    return float(x @ matvec(yv))
 
 
 def _sfda_probs(x: np.ndarray, y: np.ndarray, n_classes: int, shrinkage: float | None):
@@ -272,28 +273,42 @@ def _sfda_probs(x: np.ndarray, y: np.ndarray, n_classes: int, shrinkage: float |
     max(exp(-5 lambda), 1e-10) with lambda SFDA's 3-step power estimate of Sw's top
     eigenvalue, Sw_s = (1 - s) Sw + s (trace(Sw)/D) I. The reference keeps all D
     generalised eigenvectors E of (Sb, Sw_s), normalised E^T Sw_s E = I, so
-    coef = means E E^T = means Sw_s^-1 whatever Sb is: one Cholesky solve replaces eigh.
+    coef = means E E^T = means Sw_s^-1 whatever Sb is: one solve replaces eigh.
+    Sw = Xw^T Xw / N with Xw the features less their class means: N >= D, one Cholesky
+    solve with the D x D Sw_s; N < D (the usual probe set), Woodbury's identity
+    Sw_s^-1 M = (M - Xw^T K^-1 Xw M) / r with r = s trace(Sw)/D, K = r N / (1 - s) I + Xw Xw^T
+    (N x N), so nothing D x D is formed.
     Scores x coef^T - 1/2 diag(means coef^T) + log prior, softmax over classes.
     """
     n, d = x.shape
     counts = np.bincount(y, minlength=n_classes).astype(np.float64)
     means = class_sums(x, y, n_classes) / counts[:, None]
     xw = x - means[y]
-    sw = (xw.T @ xw) / n
-    mu = np.trace(sw) / d
+    mu = float(np.vdot(xw, xw)) / (n * d)                                         # trace(Sw) / D
     if not mu > 0:
         raise ValueError("sfda: within-class scatter is zero (features constant within every "
                          "class); the discriminant is undefined")
+    sw = (xw.T @ xw) / n if d <= n else None
     if shrinkage is None:
-        shrinkage = max(math.exp(-5.0 * _power_top_eigenvalue(sw)), 1e-10)
-    sw *= 1.0 - shrinkage
-    sw.flat[:: d + 1] += shrinkage * mu
+        matvec = sw.__matmul__ if sw is not None else (lambda v: xw.T @ (xw @ v) / n)
+        shrinkage = max(math.exp(-5.0 * _power_top_eigenvalue(matvec, d)), 1e-10)
+    ridge = shrinkage * mu
     try:
-        chol = linalg.cho_factor(sw, lower=True, check_finite=False)
+        if sw is not None:
+            sw *= 1.0 - shrinkage
+            sw.flat[:: d + 1] += ridge
+            coef = linalg.cho_solve(linalg.cho_factor(sw, lower=True, check_finite=False), means.T,
+                                    check_finite=False).T                        # (C, D)
+        elif shrinkage >= 1.0:
+            coef = means / ridge
+        else:
+            k = xw @ xw.T
+            k.flat[:: n + 1] += ridge * n / (1.0 - shrinkage)
+            inner = linalg.cho_solve(linalg.cho_factor(k, lower=True, check_finite=False), xw @ means.T,
+                                     check_finite=False)                         # (N, C)
+            coef = (means - inner.T @ xw) / ridge
     except linalg.LinAlgError:
-        raise ValueError("sfda: regularised within-class scatter is not positive "
-                         "definite") from None
-    coef = linalg.cho_solve(chol, means.T, check_finite=False).T                 # (C, D)
+        raise ValueError("sfda: regularised within-class scatter is not positive definite") from None
     intercept = -0.5 * np.einsum("cd,cd->c", means, coef) + np.log(counts / n)
     return softmax(x @ coef.T + intercept, axis=1), shrinkage, means
 
