@@ -6,7 +6,7 @@ from data_prep.readers import ImageArrays
 from conftest import kill_training_in_epoch
 from zoo_training.architectures import build_model, depth, penultimate_features
 from zoo_training.engine import SGDSchedule, fit, milestones_from_fractions, shuffled_batches
-from zoo_training.experts import load_expert, new_head, save_expert
+from zoo_training.experts import backbone_state, load_expert, new_head, restore_backbone, save_expert
 
 ARCH = {"family": "densenet", "kwargs": {"growth_rate": 4, "block_config": [1, 1], "bn_size": 2}}
 
@@ -73,6 +73,25 @@ def test_expert_round_trip_and_new_head(tmp_path):
     features, logits = penultimate_features(new_head(loaded, 7, seed=0), images)
     assert logits.shape == (4, 7) and features.shape[0] == 4
     assert depth(loaded) > 2
+
+
+def test_restore_backbone_gives_back_the_expert_as_loaded():
+    """Fine-tuning runs one after another on one module (finetune.run): after a run on 3 classes,
+    restoring the backbone and a new 5-class head trains exactly as a fresh copy of the expert does."""
+    import copy
+
+    expert = _model()
+    fresh = copy.deepcopy(expert)
+    pristine = backbone_state(expert)
+    fit(new_head(expert, 3, seed=0), _data(), SCHEDULE, seed=1)
+    assert not torch.equal(expert.state_dict()["features.conv0.weight"], pristine["features.conv0.weight"])
+    data5 = _data(classes=5, seed=2)
+    a = fit(new_head(restore_backbone(expert, pristine), 5, seed=0), data5, SCHEDULE, seed=1, test=data5)
+    b = fit(new_head(fresh, 5, seed=0), data5, SCHEDULE, seed=1, test=data5)
+    assert a["test_accuracy"] == b["test_accuracy"]
+    assert all(torch.equal(x, y) for x, y in zip(expert.state_dict().values(), fresh.state_dict().values()))
+    with pytest.raises(RuntimeError, match="restore_backbone"):
+        restore_backbone(expert, {**pristine, "not.a.key": torch.zeros(1)})
 
 
 def test_a_diverged_model_has_no_accuracy():

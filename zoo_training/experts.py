@@ -33,6 +33,29 @@ def load_expert(path: str | Path) -> tuple[nn.Module, dict]:
     return model, {k: v for k, v in state.items() if k != "state_dict"}
 
 
+def backbone_state(model: nn.Module) -> dict[str, torch.Tensor]:
+    """A copy of `model`'s state (parameters and buffers) without its classifier, for `restore_backbone`."""
+    head = _head_keys(model)
+    return {k: v.detach().clone() for k, v in model.state_dict().items() if k not in head}
+
+
+def restore_backbone(model: nn.Module, state: dict[str, torch.Tensor]) -> nn.Module:
+    """Load a `backbone_state` back into `model` in place (its classifier, whatever its size, is left to
+    `new_head`): the expert as loaded, for the next fine-tuning run, without a deepcopy of the module
+    tree (~4x slower for ResNet-101 on a CPU). Raises RuntimeError if anything but the classifier differs."""
+    result = model.load_state_dict(state, strict=False)
+    if result.unexpected_keys or set(result.missing_keys) != _head_keys(model):
+        raise RuntimeError(f"restore_backbone: the state does not fit the model (missing {result.missing_keys}, "
+                           f"unexpected {result.unexpected_keys})")
+    model.zero_grad(set_to_none=True)
+    return model
+
+
+def _head_keys(model: nn.Module) -> set[str]:
+    head = {id(t) for t in model.get_classifier().state_dict(keep_vars=True).values()}
+    return {k for k, v in model.state_dict(keep_vars=True).items() if id(v) in head}
+
+
 def new_head(model: nn.Module, num_classes: int, seed: int) -> nn.Module:
     """Replace the classifier by a freshly initialised one (seeded) for a new label space."""
     torch.manual_seed(seed)
