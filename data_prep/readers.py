@@ -167,6 +167,10 @@ class PreparedDataset:
     def probe_names(self, shots: str) -> list[str]:
         return list(self._indices("probe", shots))
 
+    def probe_indices(self, shots: str) -> dict[str, np.ndarray]:
+        """Probe set name -> its images' indices into `split("train")`, in the probe set's order."""
+        return {name: np.asarray(index, dtype=np.int64) for name, index in self._indices("probe", shots).items()}
+
     def train(self, shots: str = "full") -> ImageArrays | ImageFiles:
         """The training data of one shot setting (augmented when read from files)."""
         return self.split("train", train_transform=True).subset(self._indices("train", shots))

@@ -1,4 +1,4 @@
-"""The feature caches every score reads, from one forward pass per probe set.
+"""The feature caches every score reads, from one forward pass per shot setting of a target.
 
 Per (expert, target, shots, probe set): penultimate features and source-head
 probabilities (`{cache_dir}/{target}/{shots}/{probe}.npz`). Also, for the paper's
@@ -15,7 +15,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from torch import nn
-from torch.func import functional_call, grad, vmap
 
 from data_prep.readers import ImageArrays, PreparedDataset
 from pipeline.layout import probe_cache, source_cache
@@ -46,30 +45,55 @@ def last_conv(model: nn.Module) -> str:
 
 def projected_gradients(model: nn.Module, data: ImageArrays, dim: int, seed: int, batch_size: int = 32,
                         device=CPU_DEVICE) -> np.ndarray:
-    """Per-sample gradients of the last conv layer, count-sketched to `dim` dimensions.
+    """Per-sample gradients of the last conv layer, count-sketched to `dim` dimensions: (N, dim) float64.
 
     The network output is scalarised as f(x) = r . z(x) / sqrt(K) with z the K source
     logits and r ~ N(0, I) seeded: then E_r[grad f(x_i) . grad f(x_j)] is the
     output-summed NTK sum_k grad z_k(x_i) . grad z_k(x_j), at the cost of one
-    gradient per sample. Gradients come from `vmap(grad(...))` (no Python loop over
-    samples) in batches, each projected at once so the N x p matrix never exists.
+    gradient per sample. In eval mode the samples of a batch are independent, so one batched
+    forward and backward gives every sample's gradient G_i at the layer's output, and
+    grad_W f(x_i) = G_i unfold(A_i)^T per group, A_i the layer's input (the per-sample rule of
+    Opacus' Conv2d): 2-3x faster on a CPU than vmap(grad(...)), equal to float precision.
+    Each batch is projected at once, so the N x p matrix never exists.
     """
     model.eval()
-    name = last_conv(model)
-    weight = dict(model.named_parameters())[name].detach()
+    conv = model.get_submodule(last_conv(model).rsplit(".", 1)[0])
     k = model.get_classifier().out_features
-    r = (torch.randn(k, generator=torch.Generator().manual_seed(seed), dtype=weight.dtype) / k**0.5).to(device)
+    r = (torch.randn(k, generator=torch.Generator().manual_seed(seed), dtype=conv.weight.dtype) / k**0.5).to(device)
+    seen = {}
 
-    def output(w, x):
-        return functional_call(model, {name: w}, (x.unsqueeze(0),))[0] @ r
+    def from_here(module, inputs, output):
+        # the graph starts at the layer's output: nothing before it is recorded or differentiated
+        torch.set_grad_enabled(True)
+        seen["input"], seen["output"] = inputs[0], output.detach().requires_grad_()
+        return seen["output"]
 
-    per_sample = vmap(grad(output), in_dims=(None, 0))
+    handle = conv.register_forward_hook(from_here)
     parts = []
-    for start in range(0, len(data), batch_size):
-        images, _ = data.batch(torch.arange(start, min(start + batch_size, len(data))))
-        g = per_sample(weight, images.to(device)).detach().flatten(1).double().cpu().numpy()
-        parts.append(count_sketch(g, dim, seed))
+    try:
+        for start in range(0, len(data), batch_size):
+            images, _ = data.batch(torch.arange(start, min(start + batch_size, len(data))))
+            with torch.no_grad():  # until the hook; leaving the block restores the mode
+                f = model(images.to(device)) @ r
+                (g_out,) = torch.autograd.grad(f.sum(), seen["output"])
+            g = _conv_weight_grads(conv, seen["input"], g_out)
+            parts.append(count_sketch(g.flatten(1).double().cpu().numpy(), dim, seed))
+    finally:
+        handle.remove()
+        seen.clear()
     return np.concatenate(parts)
+
+
+def _conv_weight_grads(conv: nn.Conv2d, inputs: torch.Tensor, g_out: torch.Tensor) -> torch.Tensor:
+    """Per-sample gradients (B, *conv.weight.shape) of a Conv2d's weight from its inputs (B, Cin, H, W)
+    and the gradient at its outputs (B, Cout, H', W'); any padding mode, stride, dilation, groups."""
+    mode = "constant" if conv.padding_mode == "zeros" else conv.padding_mode
+    padded = nn.functional.pad(inputs, conv._reversed_padding_repeated_twice, mode=mode)
+    cols = nn.functional.unfold(padded, conv.kernel_size, conv.dilation, 0, conv.stride)    # (B, Cin*kh*kw, L)
+    b, groups = inputs.shape[0], conv.groups
+    cols = cols.reshape(b, groups, -1, cols.shape[-1])
+    g = g_out.reshape(b, groups, -1, cols.shape[-1])                                          # (B, g, Cout/g, L)
+    return torch.einsum("bgol,bgil->bgoi", g, cols).reshape(b, *conv.weight.shape)
 
 
 def _save(path: Path, **arrays) -> Path:
@@ -89,13 +113,22 @@ def write_caches(cfg) -> list[Path]:
     for target in cfg.targets:
         dataset = PreparedDataset(Path(cfg.data_root) / target)
         for shots in map(str, cfg.shots):
-            for probe in dataset.probe_names(shots):
-                data = dataset.probe_set(shots, probe)
-                began = time.perf_counter()
-                features, probs = extract(model, data, cfg.batch_size, device)
-                arrays = {"features": features, "probs": probs, "labels": data.labels.numpy(),
-                          "seconds": time.perf_counter() - began}
+            # the probe sets of a shot setting overlap (per_class_25 within per_class_50 within all):
+            # one forward pass over their union, each image once; a set's seconds are its share
+            probes = dataset.probe_indices(shots)
+            if not probes:
+                continue
+            union = np.unique(np.concatenate(list(probes.values())))
+            began = time.perf_counter()
+            pooled = dataset.split("train").subset(union)
+            features, probs = extract(model, pooled, cfg.batch_size, device)
+            per_image = (time.perf_counter() - began) / max(len(union), 1)
+            for probe, index in probes.items():
+                rows = np.searchsorted(union, index)
+                arrays = {"features": features[rows], "probs": probs[rows], "labels": pooled.labels.numpy()[rows],
+                          "seconds": per_image * len(rows)}
                 if probe == cfg.probe_set and cfg.lgc_dim > 0:
+                    data = dataset.probe_set(shots, probe)
                     began = time.perf_counter()
                     arrays["gradients"] = projected_gradients(model, data, cfg.lgc_dim, cfg.seed, device=device)
                     arrays["gradient_seconds"] = time.perf_counter() - began

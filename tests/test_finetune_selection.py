@@ -135,6 +135,55 @@ def test_projected_gradients_equal_a_per_sample_loop(setup):
     np.testing.assert_allclose(got, count_sketch(np.stack(loop), 50, 3), rtol=1e-4, atol=1e-6)
 
 
+def test_overlapping_probe_sets_share_one_forward_pass(tmp_path, setup):
+    """Each image of a shot setting's probe sets goes through the expert once; every cache holds what a
+    forward pass over that probe set alone gives, in its order, with its share of the seconds."""
+    from data_prep.readers import PreparedDataset
+    from selection.features import extract
+    from zoo_training.experts import load_expert
+
+    prepare(TARGET, tmp_path / "data" / "toy", ["full"], probe_per_class=4, seed=0, ablation_per_class=[8],
+            parc_draws=1, parc_size=9)
+    cfg = _cfg(setup, "selection", data_root=str(tmp_path / "data"), shots=["full"], cache_dir=str(tmp_path / "cache"),
+               batch_size=5, methods=["lfc"], probe_set="per_class_4", lgc_dim=0, out=str(tmp_path / "s.json"))
+    paths = write_caches(cfg)
+    dataset = PreparedDataset(tmp_path / "data" / "toy")
+    model, _ = load_expert(setup / "expert.pt")
+    names = dataset.probe_names("full")
+    assert {"per_class_4", "per_class_8", "all", "parc_draw0"} <= set(names) and len(paths) == len(names)
+    for name in names:
+        data = dataset.probe_set("full", name)
+        alone, probs = extract(model, data, 5)
+        with np.load(tmp_path / "cache" / "toy" / "full" / f"{name}.npz") as cache:
+            np.testing.assert_allclose(cache["features"], alone, rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(cache["probs"], probs, rtol=1e-5, atol=1e-7)
+            np.testing.assert_array_equal(cache["labels"], data.labels.numpy())
+            assert cache["seconds"] > 0
+
+
+@pytest.mark.parametrize("options", [
+    dict(kernel_size=1),
+    dict(kernel_size=3, padding=1),
+    dict(kernel_size=3, stride=2, padding=2, dilation=2, groups=2),
+    dict(kernel_size=(2, 3), padding="same", padding_mode="reflect"),
+    dict(kernel_size=3, padding=1, padding_mode="circular", groups=4, bias=False),
+])
+def test_per_sample_conv_weight_gradients_equal_autograd_per_sample(options):
+    """LGC's per-sample rule (inputs unfolded against the output gradient) against one backward per sample."""
+    from selection.features import _conv_weight_grads
+
+    torch.manual_seed(0)
+    conv = torch.nn.Conv2d(4, 8, **options).double()
+    x = torch.randn(3, 4, 7, 9, dtype=torch.float64)
+    g_out = torch.randn_like(conv(x))
+    expected = []
+    for i in range(3):
+        conv.zero_grad()
+        (conv(x[i:i + 1]) * g_out[i:i + 1]).sum().backward()
+        expected.append(conv.weight.grad.clone())
+    torch.testing.assert_close(_conv_weight_grads(conv, x, g_out), torch.stack(expected), rtol=1e-10, atol=1e-12)
+
+
 def test_unknown_method_or_option_is_named(setup):
     cfg = _cfg(setup, "selection", cache_dir=str(setup / "cache"), methods=["lfc", "magic"], out=str(setup / "x.json"))
     with pytest.raises(SelectionError, match="magic"):
