@@ -152,6 +152,16 @@ class PreparedDataset:
     def num_classes(self) -> int:
         return len(self.classes)
 
+    def preprocessing(self) -> dict:
+        """How `split` turns an image into a network input, as zoo_training.zoo.Preprocessing's fields (an
+        expert's checkpoint records it): generated arrays at their own size with MEAN / STD; files
+        resized to `resize`, centre-cropped to `image_size`, with the ImageNet statistics."""
+        if self._arrays is not None:
+            return {"input_size": self.image_size, "resize": self.image_size, "mean": [MEAN] * 3, "std": [STD] * 3,
+                    "interpolation": "bilinear"}
+        return {"input_size": self.image_size, "resize": self.resize, "mean": list(IMAGENET_MEAN),
+                "std": list(IMAGENET_STD), "interpolation": "bilinear"}
+
     def split(self, name: str, train_transform: bool = False) -> ImageArrays | ImageFiles:
         """All images of "train" or "test"; files get the training transform when `train_transform`."""
         if self._arrays is not None:

@@ -86,7 +86,8 @@ def train_expert(cfg) -> dict:
     if model is None:
         return {}
     out = Path(cfg.out_dir)
-    save_expert(out / "model.pt", model, arch, source.num_classes, expert=cfg.expert, source=cfg.source)
+    save_expert(out / "model.pt", model, arch, source.num_classes, expert=cfg.expert, source=cfg.source,
+                preprocessing=source.preprocessing(), classes=list(source.classes))
     metrics = {
         "expert": cfg.expert,
         "arch": Expert.parse(cfg.expert).arch,
@@ -140,7 +141,8 @@ def train_multidomain(cfg) -> dict:
     if model is None:
         return {}
     out = Path(cfg.out_dir)
-    save_expert(out / "model.pt", model, arch, num_classes, variant=cfg.variant, sources=list(cfg.sources))
+    save_expert(out / "model.pt", model, arch, num_classes, variant=cfg.variant, sources=list(cfg.sources),
+                preprocessing=sources[0].preprocessing(), classes=[list(s.classes) for s in sources])
     metrics = {
         "variant": cfg.variant,
         "sources": list(cfg.sources),
@@ -180,7 +182,8 @@ def split_domain_experts(cfg) -> list[dict]:
             model = to_multi_domain(model, "adapter", [n])
         model.load_state_dict(remap_state_dict(state["state_dict"], d), strict=True)
         out = Path(cfg.out_dir) / expert
-        save_expert(out / "model.pt", model, arch, n, expert=expert, source=source, variant=variant, domain=d)
+        recorded = {k: state[k] if k == "preprocessing" else state[k][d] for k in ("preprocessing", "classes") if k in state}
+        save_expert(out / "model.pt", model, arch, n, expert=expert, source=source, variant=variant, domain=d, **recorded)
         record = {"expert": expert, "arch": Expert.parse(expert).arch, "source": source, "init": "multidomain",
                   "source_test_accuracy": metrics_md["source_test_accuracy"][source],
                   "source_images": metrics_md["source_images"][source], "seconds": metrics_md["seconds"],
