@@ -42,3 +42,10 @@ clean:
 .PHONY: rehearsal
 rehearsal: $(STAMP)
 	$(PY) -m data_prep.rehearsal --cores all --report
+
+# rank a zoo of experts for a folder of class sub-folders, training nothing (selection/rank.py):
+#   make rank IMAGES=path/to/folder ZOO=configs/zoo/logme_imagenet.yaml [RANK_ARGS="bootstrap=200 top_k=5"]
+.PHONY: rank
+rank: $(STAMP)
+	@test -n "$(IMAGES)" -a -n "$(ZOO)" || { echo "make rank: give IMAGES=<folder of class folders> and ZOO=<zoo file>"; exit 2; }
+	$(PY) -m selection.rank 'images=$(IMAGES)' 'zoo=$(ZOO)' $(RANK_ARGS)

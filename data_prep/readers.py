@@ -79,11 +79,12 @@ class ImageFiles(Dataset):
     """Image files decoded on access; `batch` and `ds[i]` give normalised float tensors (ImageArrays' API)."""
 
     def __init__(self, root: str | Path, paths: list[str], labels: torch.Tensor, num_classes: int,
-                 train_transform: bool = False, image_size: int = 224, resize: int = 256):
+                 train_transform: bool = False, image_size: int = 224, resize: int = 256, transform=None):
+        """`transform`: an expert's own (PIL image -> tensor; zoo_training.zoo), instead of the recipe's."""
         self.root, self.paths, self.labels = Path(root), list(paths), torch.as_tensor(labels, dtype=torch.long)
         self._num_classes, self.train_transform = int(num_classes), bool(train_transform)
-        self.image_size, self.resize = int(image_size), int(resize)
-        self.transform = image_transform(self.train_transform, self.image_size, self.resize)
+        self.image_size, self.resize, self._own = int(image_size), int(resize), transform
+        self.transform = transform or image_transform(self.train_transform, self.image_size, self.resize)
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -104,7 +105,7 @@ class ImageFiles(Dataset):
     def subset(self, index) -> "ImageFiles":
         index = _as_index(index)
         return ImageFiles(self.root, [self.paths[i] for i in index.tolist()], self.labels[index], self._num_classes,
-                          self.train_transform, self.image_size, self.resize)
+                          self.train_transform, self.image_size, self.resize, self._own)
 
     def augmented(self, train_transform: bool = True) -> "ImageFiles":
         """The same images with the training (True) or the evaluation (False) transform."""
