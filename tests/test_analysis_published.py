@@ -21,7 +21,7 @@ def rendered(tmp_path_factory):
 def test_published_tables_parse():
     names = sorted(p.stem for p in PUBLISHED_DIR.glob("*.csv"))
     assert names == ["deshpande_table1", "deshpande_table2", "deshpande_table3", "guided_table2",
-                     "parc_mean_pc", "parc_table2", "parc_table3"]
+                     "parc_mean_pc", "parc_table2", "parc_table3", "standard_finetune", "standard_weighted_tau"]
     for name in names:
         df = load_published(name)
         assert len(df) and (df["source"].str.len() > 0).all()
