@@ -159,3 +159,11 @@ def test_offline_without_a_cached_file_is_one_line(tmp_path, monkeypatch):
     monkeypatch.setattr(socket.socket, "connect", lambda self, *a: no_network())
     with pytest.raises(ZooError, match="torch hub cache"):
         load_entry(ZooEntry("r18", "torchvision", "ResNet18_Weights.IMAGENET1K_V1"))
+
+
+@pytest.mark.parametrize("name", ["logme_imagenet", "guided_timm", "timm_mixed"])
+def test_the_shipped_zoos_read(name):
+    from conftest import ROOT
+
+    entries = read_zoo(ROOT / "configs" / "zoo" / f"{name}.yaml")
+    assert len(entries) >= 7 and {e.kind for e in entries} <= {"timm", "torchvision"}
