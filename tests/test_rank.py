@@ -57,7 +57,7 @@ def _cfg(zoo, *overrides):
 
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
         return compose("rank", [f"images={zoo / 'images'}", f"zoo={zoo / 'zoo.yaml'}", f"out={zoo / 'out'}",
-                                f"evidence=[{zoo / 'none' / '*.csv'}]", "bootstrap=20", *overrides])
+                                f"evidence=[{zoo / 'none' / '*.csv'}]", "bootstrap=10", *overrides])
 
 
 def test_a_folder_is_ranked_and_the_specialist_comes_first(zoo, monkeypatch):
@@ -99,34 +99,35 @@ def test_the_recommended_method_is_the_one_that_agreed_best_in_this_projects_res
     assert "top 3 by `leep`" in text and "0.800 over 2 targets" in text and "selection_eval.csv" in text
 
 
-def test_bad_input_is_one_line_before_any_model_loads(zoo, tmp_path):
-    """A truncated image, a class with one image, a zoo entry without a kind: one line, exit status 1."""
+def test_bad_input_is_one_line_before_any_model_loads(zoo, tmp_path, monkeypatch):
+    """A truncated image (through the command line: one line, exit status 1), a class with one image,
+    a zoo entry without a kind: each stated before any expert loads or anything is written."""
     import shutil
 
-    def run(images, zoo_file):
-        return subprocess.run([sys.executable, "-m", "selection.rank", f"images={images}", f"zoo={zoo_file}",
-                               f"out={tmp_path / 'out'}"], cwd=zoo, capture_output=True, text=True)
+    import zoo_training.zoo
+    from selection.rank import RankError, rank
+    from zoo_training.zoo import ZooError
 
     broken = tmp_path / "broken"
     shutil.copytree(zoo / "images", broken)
     first = sorted(broken.rglob("*.png"))[0]
     first.write_bytes(first.read_bytes()[:40])
-    result = run(broken, zoo / "zoo.yaml")
+    result = subprocess.run([sys.executable, "-m", "selection.rank", f"images={broken}", f"zoo={zoo / 'zoo.yaml'}",
+                             f"out={tmp_path / 'out'}"], cwd=zoo, capture_output=True, text=True)
     assert result.returncode == 1 and "cannot be read as an image" in result.stderr and first.name in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
 
+    monkeypatch.chdir(zoo)
+    monkeypatch.setattr(zoo_training.zoo, "load_entry", lambda *a, **k: pytest.fail("an expert was loaded"))
     lonely = tmp_path / "lonely"
-    (lonely / "a").mkdir(parents=True)
-    (lonely / "b").mkdir()
-    good = sorted((zoo / "images").rglob("*.png"))[1]
     for name in ("a/1.png", "a/2.png", "b/1.png"):
-        shutil.copy(good, lonely / name)
-    result = run(lonely, zoo / "zoo.yaml")
-    assert result.returncode == 1 and "b (1)" in result.stderr
-
+        (lonely / name).parent.mkdir(parents=True, exist_ok=True)
+        shutil.copy(sorted((zoo / "images").rglob("*.png"))[1], lonely / name)
+    with pytest.raises(RankError, match=r"fewer than 2 images: b \(1\)"):
+        rank(_cfg(zoo, f"images={lonely}", f"out={tmp_path / 'out'}"))
     (tmp_path / "nokind.yaml").write_text("experts:\n  - {name: a}\n")
-    result = run(zoo / "images", tmp_path / "nokind.yaml")
-    assert result.returncode == 1 and "names no kind" in result.stderr
+    with pytest.raises(ZooError, match="names no kind"):
+        rank(_cfg(zoo, f"zoo={tmp_path / 'nokind.yaml'}", f"out={tmp_path / 'out'}"))
     assert not (tmp_path / "out").exists()
 
 
