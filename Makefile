@@ -48,4 +48,4 @@ rehearsal: $(STAMP)
 .PHONY: rank
 rank: $(STAMP)
 	@test -n "$(IMAGES)" -a -n "$(ZOO)" || { echo "make rank: give IMAGES=<folder of class folders> and ZOO=<zoo file>"; exit 2; }
-	$(PY) -m selection.rank 'images=$(IMAGES)' 'zoo=$(ZOO)' $(RANK_ARGS)
+	$(PY) -m selection.rank 'images=$(IMAGES)' 'zoo_file=$(ZOO)' $(RANK_ARGS)

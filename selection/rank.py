@@ -55,7 +55,7 @@ class RankError(UserError):
 @dataclass
 class RankConfig:
     images: str = MISSING          # a folder of class sub-folders: <images>/<class>/<image>
-    zoo: str = MISSING             # a zoo file (configs/zoo/<name>.yaml; zoo_training.zoo)
+    zoo_file: str = MISSING        # a zoo file (configs/zoo/<name>.yaml; zoo_training.zoo)
     out: str = ""                  # default: results/rank/<folder name>
     methods: List[str] = MISSING   # registered selection scores
     per_class: int = 25            # probe set: at most this many images per class (Deshpande Sec. 4.2)
@@ -282,7 +282,7 @@ def plot(df: pd.DataFrame, order: list[str], path: Path) -> None:
 def write_markdown(path: Path, cfg, folder: Folder, n_probe: int, df: pd.DataFrame, skipped: list[dict],
                    method: str, why: str, prep: dict) -> None:
     best = df[df["method"] == method].dropna(subset=["score"]).sort_values("rank")
-    lines = [f"# Ranking of {Path(cfg.zoo).name} for {folder.root}", "",
+    lines = [f"# Ranking of {Path(cfg.zoo_file).name} for {folder.root}", "",
              f"{len(folder.classes)} classes, {len(folder.paths)} images; probe set: {n_probe} images (at most "
              f"{cfg.per_class} per class, seed {cfg.seed}); intervals: {cfg.confidence:.0%} percentile bootstrap over "
              f"the probe images ({cfg.bootstrap} class-stratified resamples, the same for every expert).", "",
@@ -312,7 +312,7 @@ def rank(cfg) -> pd.DataFrame:
 
     folder = read_folder(cfg.images)
     method_table(cfg.methods, {})  # unknown methods: one line, before any image is read
-    entries = read_zoo(cfg.zoo)
+    entries = read_zoo(cfg.zoo_file)
     index = probe_set(folder, cfg.per_class, cfg.seed)
     check_images(folder, index)
     out = Path(cfg.out or Path("results") / "rank" / folder.root.resolve().name)

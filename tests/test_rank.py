@@ -56,7 +56,7 @@ def _cfg(zoo, *overrides):
     from hydra import compose, initialize_config_dir
 
     with initialize_config_dir(config_dir=str(ROOT / "configs"), version_base="1.3"):
-        return compose("rank", [f"images={zoo / 'images'}", f"zoo={zoo / 'zoo.yaml'}", f"out={zoo / 'out'}",
+        return compose("rank", [f"images={zoo / 'images'}", f"zoo_file={zoo / 'zoo.yaml'}", f"out={zoo / 'out'}",
                                 f"evidence=[{zoo / 'none' / '*.csv'}]", "bootstrap=10", *overrides])
 
 
@@ -112,7 +112,7 @@ def test_bad_input_is_one_line_before_any_model_loads(zoo, tmp_path, monkeypatch
     shutil.copytree(zoo / "images", broken)
     first = sorted(broken.rglob("*.png"))[0]
     first.write_bytes(first.read_bytes()[:40])
-    result = subprocess.run([sys.executable, "-m", "selection.rank", f"images={broken}", f"zoo={zoo / 'zoo.yaml'}",
+    result = subprocess.run([sys.executable, "-m", "selection.rank", f"images={broken}", f"zoo_file={zoo / 'zoo.yaml'}",
                              f"out={tmp_path / 'out'}"], cwd=zoo, capture_output=True, text=True)
     assert result.returncode == 1 and "cannot be read as an image" in result.stderr and first.name in result.stderr
     assert len(result.stderr.strip().splitlines()) == 1
@@ -127,7 +127,7 @@ def test_bad_input_is_one_line_before_any_model_loads(zoo, tmp_path, monkeypatch
         rank(_cfg(zoo, f"images={lonely}", f"out={tmp_path / 'out'}"))
     (tmp_path / "nokind.yaml").write_text("experts:\n  - {name: a}\n")
     with pytest.raises(ZooError, match="names no kind"):
-        rank(_cfg(zoo, f"zoo={tmp_path / 'nokind.yaml'}", f"out={tmp_path / 'out'}"))
+        rank(_cfg(zoo, f"zoo_file={tmp_path / 'nokind.yaml'}", f"out={tmp_path / 'out'}"))
     assert not (tmp_path / "out").exists()
 
 

@@ -167,3 +167,20 @@ def test_the_shipped_zoos_read(name):
 
     entries = read_zoo(ROOT / "configs" / "zoo" / f"{name}.yaml")
     assert len(entries) >= 7 and {e.kind for e in entries} <= {"timm", "torchvision"}
+
+
+def test_a_torchvision_expert_fine_tunes_with_the_same_engine(offline):
+    """A new head for the target's classes, then the shared engine (zoo_training.engine.fit)."""
+    from data_prep.readers import ImageArrays
+    from zoo_training.engine import SGDSchedule, fit
+    from zoo_training.experts import backbone_state, new_head, restore_backbone
+
+    expert = load_entry(ZooEntry("r18", "torchvision", "ResNet18_Weights.IMAGENET1K_V1"))
+    pristine = backbone_state(expert.model)
+    g = torch.Generator().manual_seed(0)
+    data = ImageArrays(torch.randint(0, 256, (12, 32, 32, 3), generator=g, dtype=torch.uint8), torch.arange(12) % 3)
+    result = fit(new_head(expert.model, 3, seed=0), data, SGDSchedule(lr=0.01, epochs=1, milestones=(), batch_size=6),
+                 seed=0, test=data)
+    assert 0.0 <= result["test_accuracy"] <= 100.0 and expert.model.get_classifier().out_features == 3
+    restore_backbone(expert.model, pristine)
+    assert torch.equal(expert.model.state_dict()["net.conv1.weight"], pristine["net.conv1.weight"])
