@@ -291,7 +291,9 @@ def write_markdown(path: Path, cfg, folder: Folder, n_probe: int, df: pd.DataFra
              "| rank | expert | score | interval |", "|---:|---|---:|---|"]
     for r in best.head(cfg.top_k).itertuples():
         lines.append(f"| {r.rank} | {r.expert} | {r.score:.4g} | [{r.ci_low:.4g}, {r.ci_high:.4g}] |")
-    lines += ["", "Overlapping intervals mean the probe set cannot tell those experts apart.", "",
+    lines += ["", "Overlapping intervals mean the probe set cannot tell those experts apart. A resample repeats "
+              "images, which raises scores that reward fitting the probe set (LogME, SFDA, kNN, logistic): their "
+              "intervals can lie above the score itself; compare experts by them, not the score with its interval.", "",
               "## Every method", "", "ranking.csv has every (expert, method); ranking.png plots them.", "",
               "## Preprocessing per expert", "", "| expert | input | resize | mean | std | interpolation |",
               "|---|---:|---:|---|---|---|"]
@@ -332,7 +334,7 @@ def rank(cfg) -> pd.DataFrame:
         inputs, seconds[entry.name], missing = expert_inputs(expert, folder, index, cfg)
         prep[entry.name] = expert.preprocessing.as_dict()
         # one BLAS thread: the scores' matrices are small, and threads cost more than they give (14 mini
-        # experts: 150 s instead of 270 s on 2 cores)
+        # experts: 161 s instead of 268 s on 2 cores)
         with threadpool_limits(limits=1):
             done, lost = score_all(entry.name, inputs, missing, list(cfg.methods), resamples, cfg.seed, cfg.confidence)
         rows += done
