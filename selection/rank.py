@@ -89,29 +89,31 @@ class Folder:
 
 
 def read_folder(images: str | Path) -> Folder:
-    """<images>/<class>/<image> (any depth below a class folder). Raises RankError: no such folder,
-    fewer than 2 classes, a class with fewer than 2 images."""
-    from data_prep.listing import IMAGE_EXTENSIONS, images_under
+    """<images>/<class>/<image> (any depth below a class folder; or train/ and test/ part folders), listed
+    by data_prep's ImageFolder reader. Raises RankError: no such folder, fewer than 2 classes, a class
+    with fewer than 2 images."""
+    from collections import Counter
+
+    from data_prep.listing import IMAGE_EXTENSIONS
+    from data_prep.sources import read_imagefolder
 
     root = Path(images).expanduser()
     if not root.is_dir():
         raise RankError(f"images={root}: no such folder (expected <folder>/<class>/<image>)")
-    classes, paths, labels, short = [], [], [], []
-    for class_dir in sorted(d for d in root.iterdir() if d.is_dir() and not d.name.startswith(".")):
-        found = images_under(class_dir, IMAGE_EXTENSIONS)
-        if len(found) < 2:
-            short.append(f"{class_dir.name} ({len(found)})")
-            continue
-        paths += [str(p.relative_to(root)) for p in found]
-        labels += [len(classes)] * len(found)
-        classes.append(class_dir.name)
+    listing = read_imagefolder({"name": root.name, "path": str(root)}, root)
+    counts = Counter(s.label for s in listing.samples)
+    counts.update({d["class"]: 0 for d in listing.dropped_classes})
+    short = [f"{name} ({n})" for name, n in sorted(counts.items()) if n < 2]
     if short:
         raise RankError(f"images={root}: class folder(s) with fewer than 2 images: {', '.join(short)}; "
                         f"add images or remove the folder")
+    classes = listing.class_names()
     if len(classes) < 2:
         raise RankError(f"images={root}: {len(classes)} class folder(s) with images; ranking needs at least 2 "
                         f"(<folder>/<class>/<image>, extensions {', '.join(IMAGE_EXTENSIONS)})")
-    return Folder(root, classes, paths, np.asarray(labels, dtype=np.int64))
+    index = {name: i for i, name in enumerate(classes)}
+    return Folder(root, classes, [str(s.path.relative_to(root)) for s in listing.samples],
+                  np.asarray([index[s.label] for s in listing.samples], dtype=np.int64))
 
 
 def probe_set(folder: Folder, per_class: int, seed: int) -> np.ndarray:
