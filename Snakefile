@@ -28,6 +28,7 @@ localrules:
     evaluate,
     figures,
     artifacts,
+    ground_truth,
     domain_experts,
 
 

@@ -6,6 +6,8 @@ renders exactly the outputs of that step in the registry (`analysis.outputs`):
     step=evaluate   reference_expert=resnet-generalist probe_set=per_class_25 [top_k=<k>] [multidomain=true]
     step=figures    reference_expert=... probe_set=... [top_k=<k>] ["theta_f_records=[...]"]
     step=artifacts  reference_expert=... probe_set=... [top_k=<k>] [multidomain=true] ['++pools={...}']
+    step=ground_truth  probe_set=... "score_records=[...]" ground_truth=<csv> [published_scores=<csv>]
+                    (a zoo benchmark: its experts' scores against a shipped ground truth)
 
 Each written file's path is printed, one per line (a figure: its .png; its data sits beside it).
 """
@@ -35,14 +37,17 @@ def context(cfg: AnalysisConfig, layout: Layout) -> Context:
     from analysis.strategies import arch_pool
 
     needs_settings = cfg.step != "tables"
+    needs_reference = needs_settings and cfg.step != "ground_truth"  # a zoo benchmark has no reference expert
     return Context(
-        reference_expert=_required(cfg, "reference_expert", "resnet-generalist") if needs_settings else "",
+        reference_expert=_required(cfg, "reference_expert", "resnet-generalist") if needs_reference else "",
         top_k=cfg.top_k, probe_set=_required(cfg, "probe_set", "per_class_25") if needs_settings else "",
         layout=layout, seed=cfg.seed,
         pools={name: None if archs is None else arch_pool(*archs) for name, archs in (cfg.pools or {"all": None}).items()},
         records={"zoo": list(cfg.zoo_records), "finetune": list(cfg.finetune_records),
                  "scores": list(cfg.score_records), "multidomain": list(cfg.multidomain_records),
-                 "target_dirs": list(cfg.target_dirs), "theta_f": list(cfg.theta_f_records)})
+                 "target_dirs": list(cfg.target_dirs), "theta_f": list(cfg.theta_f_records),
+                 "ground_truth": [cfg.ground_truth] if cfg.ground_truth else [],
+                 "published_scores": [cfg.published_scores] if cfg.published_scores else []})
 
 
 def run(cfg: AnalysisConfig) -> list[Path]:
@@ -57,7 +62,7 @@ def run(cfg: AnalysisConfig) -> list[Path]:
         from analysis.published import is_paper_benchmark
         paper = is_paper_benchmark(ctx.table("zoo_accuracy"))
     todo = outputs(cfg.step, multidomain=bool(cfg.multidomain or cfg.multidomain_records),
-                   theta_f=bool(cfg.theta_f_records), paper=paper)
+                   theta_f=bool(cfg.theta_f_records), paper=paper, zoo=cfg.step == "ground_truth")
     return [render(output, ctx, layout) for output in todo]
 
 

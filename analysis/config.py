@@ -21,6 +21,10 @@ class AnalysisConfig:
     multidomain_records: List[str] = field(default_factory=list)
     # Fig. 8: features saved while fine-tuning (finetune theta_f_out files; step=figures)
     theta_f_records: List[str] = field(default_factory=list)
+    # a zoo benchmark (step=ground_truth): the ground-truth accuracies and the published correlations (CSV
+    # files, pipeline.benchmark.read_ground_truth / read_published_scores); "" for none
+    ground_truth: str = ""
+    published_scores: str = ""
     # prepared target directories (splits.json, classes.json): dataset meta-features
     target_dirs: List[str] = field(default_factory=list)
     # the expert every gain is measured against (the paper's ImageNet expert), e.g.

@@ -24,14 +24,16 @@ from typing import Callable
 
 from pipeline.layout import Layout, probe_label
 
-STEPS = ("tables", "evaluate", "figures", "artifacts")
+STEPS = ("tables", "evaluate", "figures", "artifacts", "ground_truth")
 KINDS = ("table", "figure", "markdown")
 CONDITIONS = ("multidomain", "paper", "theta_f")
 PAPERS = {"benchmark": "this benchmark's result tables",
           "deshpande": "Deshpande et al. 2021, A linearized framework and a new benchmark for model selection",
           "parc": "Bolya et al. 2021, Scalable Diverse Model Selection for Accessible Transfer Learning (PARC)",
           "which_model": "Renggli et al. 2022, Which Model to Transfer? Finding a Needle in the Growing Haystack",
-          "guided": "Li et al. 2023, Guided Recommendation for Model Fine-Tuning"}
+          "guided": "Li et al. 2023, Guided Recommendation for Model Fine-Tuning",
+          "standard": "the field's standard benchmark of LogME (You et al. 2021) and SFDA (Shao et al. 2022): "
+                      "ImageNet models x 11 targets against published fine-tuning accuracies"}
 CATEGORIES = {"table": "Tables", "figure": "Figures", "markdown": "Summary"}
 
 
@@ -82,11 +84,13 @@ def load_registry(path: Path = REGISTRY) -> dict[str, Output]:
 OUTPUTS: dict[str, Output] = load_registry()
 
 
-def outputs(step: str | None = None, *, multidomain: bool, theta_f: bool, paper: bool) -> list[Output]:
+def outputs(step: str | None = None, *, multidomain: bool, theta_f: bool, paper: bool, zoo: bool = False) -> list[Output]:
     """The outputs of a benchmark (of one ``step``, or of all), in rendering order: those whose
     conditions hold for a benchmark with / without a multi-domain expert, a Theta_F grid point
-    and the paper's zoo."""
-    return [o for o in OUTPUTS.values() if (step is None or o.step == step) and o.applies(multidomain, theta_f, paper)]
+    and the paper's zoo. A zoo benchmark (experts trained elsewhere, a shipped ground truth) has
+    only the outputs of step ``ground_truth``, any other benchmark all but those."""
+    return [o for o in OUTPUTS.values() if (step is None or o.step == step) and (o.step == "ground_truth") == zoo
+            and o.applies(multidomain, theta_f, paper)]
 
 
 def files(layout: Layout, output: Output) -> list[Path]:

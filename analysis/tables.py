@@ -75,7 +75,7 @@ def shots_order(values: Iterable) -> list[str]:
     return sorted(uniq, key=lambda s: (0, 0) if s == "full" else (1, -int(s)) if s.isdigit() else (2, s))
 
 
-def _load_json(path) -> dict:
+def load_record(path) -> dict:
     try:
         with open(path) as f:
             return json.load(f)
@@ -99,33 +99,33 @@ def _frame(rows: list[dict], columns: list[str], what: str, optional: tuple[str,
 def zoo_table(paths: Iterable) -> pd.DataFrame:
     """Table 1: one row per expert from its zoo-metrics record (with the model meta-features of
     Guided Recommendation, GMACs and input size, where the record has them)."""
-    return _frame([_load_json(p) for p in paths], ZOO_COLUMNS, "zoo", optional=("gmacs", "input_size"))
+    return _frame([load_record(p) for p in paths], ZOO_COLUMNS, "zoo", optional=("gmacs", "input_size"))
 
 
 def multidomain_table(paths: Iterable) -> pd.DataFrame:
     """Table 2: source test accuracy of each multi-domain variant on each source (long format)."""
     rows = [{"variant": r["variant"], "source": source, "source_test_accuracy": acc,
              "source_images": r["source_images"][source], "seconds": r["seconds"]}
-            for r in map(_load_json, paths) for source, acc in r["source_test_accuracy"].items()]
+            for r in map(load_record, paths) for source, acc in r["source_test_accuracy"].items()]
     return _frame(rows, MULTIDOMAIN_COLUMNS, "multi-domain")
 
 
 def finetune_table(paths: Iterable) -> pd.DataFrame:
     """One row per expert x target x shots x learning rate."""
-    rows = [r for p in paths for r in _load_json(p).get("rows", [])]
+    rows = [r for p in paths for r in load_record(p).get("rows", [])]
     return _frame(rows, FINETUNE_COLUMNS, "fine-tune")
 
 
 def scores_table(paths: Iterable) -> pd.DataFrame:
     """One row per expert x target x shots x selection method."""
-    rows = [r for p in paths for r in _load_json(p).get("rows", [])]
+    rows = [r for p in paths for r in load_record(p).get("rows", [])]
     return _frame(rows, SCORE_COLUMNS, "score")
 
 
 def score_failures_table(paths: Iterable) -> pd.DataFrame:
     """One row per failed score (expert, target, shots, probe, method, error) from the score
     records' ``failures``; the empty table with these columns when every score was computed."""
-    rows = [r for p in paths for r in _load_json(p).get("failures", [])]
+    rows = [r for p in paths for r in load_record(p).get("failures", [])]
     return _frame(rows, FAILURE_COLUMNS, "score failure")
 
 
@@ -136,7 +136,7 @@ def data_notes_table(target_dirs: Iterable) -> pd.DataFrame:
     ``dropped_file`` (path, class where known, reason) and ``dropped_class`` (class, reason)."""
     rows = []
     for d in map(Path, target_dirs):
-        stats = _load_json(d / "stats.json") if (d / "stats.json").is_file() else {}
+        stats = load_record(d / "stats.json") if (d / "stats.json").is_file() else {}
         for shots, short in sorted((stats.get("short_classes") or {}).items()):
             rows += [{"dataset": d.name, "kind": "short_class", "shots": str(shots), "class": r["class"],
                       "images": r["images"], "path": "",
@@ -157,7 +157,7 @@ def targets_table(target_dirs: Iterable) -> pd.DataFrame:
     from each prepared target's splits.json and classes.json."""
     rows = []
     for d in map(Path, target_dirs):
-        splits, classes = _load_json(d / "splits.json"), _load_json(d / "classes.json")
+        splits, classes = load_record(d / "splits.json"), load_record(d / "classes.json")
         rows += [{"target": d.name, "shots": shots, "images": len(index), "classes": len(classes)}
                  for shots, index in splits["train"].items()]
     return _frame(rows, TARGET_COLUMNS, "target")

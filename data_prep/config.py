@@ -81,8 +81,9 @@ class DataPrepConfig:
     out_dir: str = MISSING
     # training subsets to write: "full" and few-shot counts per class
     shots: List[str] = field(default_factory=lambda: ["full"])
-    # the probe set of every shot setting: at most this many images per class (benchmark `probe_sets.per_class`)
-    probe_per_class: int = MISSING
+    # the probe set of every shot setting: at most this many images per class (benchmark `probe_sets.per_class`;
+    # null: every training image, the probe set `all` of LogME / SFDA)
+    probe_per_class: Optional[int] = MISSING
     # probe-size ablation of the full setting (Deshpande Fig. 7): these per-class caps plus "all"
     probe_ablation_per_class: List[int] = field(default_factory=list)
     # PARC's protocol on the full setting: this many probe sets of parc_probe_size images

@@ -101,7 +101,7 @@ def parc_draw(labels: np.ndarray, index: np.ndarray, size: int, rng: np.random.G
 def probe_indices(
     labels: np.ndarray,
     train_sets: dict[str, list[int]],
-    per_class: int,
+    per_class: int | None,
     seed: int,
     ablation_per_class: list[int] | tuple[int, ...] = (),
     parc_draws: int = 0,
@@ -109,7 +109,8 @@ def probe_indices(
 ) -> dict[str, dict[str, list[int]]]:
     """Probe sets per shot setting, drawn from that setting's training data only (never test data).
 
-    ``per_class_<per_class>`` (pipeline.layout): at most `per_class` images per class (the paper's 25). For the full
+    ``per_class_<per_class>`` (pipeline.layout): at most `per_class` images per class (the paper's 25; None:
+    every image, named ``all``). For the full
     setting also the probe-size ablation (Deshpande Fig. 7: "per_class_<k>" and "all")
     and PARC's protocol ("parc_draw<i>": `parc_size` images, at least 2 per class).
     """
@@ -156,7 +157,7 @@ def synthetic_spec(dataset: dict) -> DomainSpec:
     )
 
 
-def prepare(dataset: dict, out_dir: str | Path, shots: list[str], probe_per_class: int, seed: int,
+def prepare(dataset: dict, out_dir: str | Path, shots: list[str], probe_per_class: int | None, seed: int,
             raw_dir: str | Path | None = None, workers: int = 1, resize_shorter: int = 256, jpeg_quality: int = 95,
             **probe_options) -> Path:
     """Generate (synthetic) or obtain, read, resize and split (every other kind) one dataset into `out_dir`."""
@@ -299,7 +300,7 @@ def report_dropped(name: str, dropped: dict, short: dict, out: Path | None = Non
               f"and use all they have (options.short_classes: all_available): {listed}", file=sys.stderr, flush=True)
 
 
-def prepare_files(dataset: dict, out_dir: str | Path, shots: list[str], probe_per_class: int, seed: int, raw: Path,
+def prepare_files(dataset: dict, out_dir: str | Path, shots: list[str], probe_per_class: int | None, seed: int, raw: Path,
                   workers: int = 1, resize_shorter: int = 256, jpeg_quality: int = 95, **probe_options) -> Path:
     """Obtain the raw files, read the dataset's layout, check it, cache resized images, split, write the manifest.
 

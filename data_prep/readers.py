@@ -18,6 +18,7 @@ import csv
 import json
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -37,25 +38,37 @@ def _as_index(index) -> torch.Tensor:
 
 @dataclass
 class ImageArrays(Dataset):
-    """Images kept as uint8 NHWC; batches come out normalised float NCHW."""
+    """Images kept as uint8 NHWC; batches come out normalised float NCHW. `transform`: an expert's own
+    (PIL image -> tensor; zoo_training.zoo), applied to each image instead of the fixed MEAN / STD."""
 
     images: torch.Tensor
     labels: torch.Tensor
+    transform: Any = None
 
     def __len__(self) -> int:
         return len(self.labels)
 
+    def _own(self, i: int) -> torch.Tensor:
+        from PIL import Image
+
+        return self.transform(Image.fromarray(self.images[i].numpy()))
+
     def __getitem__(self, i: int) -> tuple[torch.Tensor, int]:
+        if self.transform is not None:
+            return self._own(int(i)), int(self.labels[i])
         image = self.images[i].permute(2, 0, 1).float().div_(255.0)
         return image.sub_(MEAN).div_(STD), int(self.labels[i])
 
     def batch(self, index: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.transform is not None:
+            index = _as_index(index)
+            return torch.stack([self._own(int(i)) for i in index]), self.labels[index]
         images = self.images[index].permute(0, 3, 1, 2).float().div_(255.0)
         return images.sub_(MEAN).div_(STD), self.labels[index]
 
     def subset(self, index) -> "ImageArrays":
         index = _as_index(index)
-        return ImageArrays(self.images[index], self.labels[index])
+        return ImageArrays(self.images[index], self.labels[index], self.transform)
 
     def augmented(self, train_transform: bool = True) -> "ImageArrays":
         """Generated data is not augmented; here for API parity with ImageFiles."""
@@ -163,12 +176,14 @@ class PreparedDataset:
         return {"input_size": self.image_size, "resize": self.resize, "mean": list(IMAGENET_MEAN),
                 "std": list(IMAGENET_STD), "interpolation": "bilinear"}
 
-    def split(self, name: str, train_transform: bool = False) -> ImageArrays | ImageFiles:
-        """All images of "train" or "test"; files get the training transform when `train_transform`."""
+    def split(self, name: str, train_transform: bool = False, transform=None) -> ImageArrays | ImageFiles:
+        """All images of "train" or "test"; files get the training transform when `train_transform`.
+        `transform`: an expert's own evaluation transform (PIL image -> tensor) instead of either layout's."""
         if self._arrays is not None:
-            return ImageArrays(self._arrays[f"{name}_images"], self._arrays[f"{name}_labels"].long())
+            return ImageArrays(self._arrays[f"{name}_images"], self._arrays[f"{name}_labels"].long(), transform)
         paths, labels = self._files[name]
-        return ImageFiles(self.root, paths, labels, self.num_classes, train_transform, self.image_size, self.resize)
+        return ImageFiles(self.root, paths, labels, self.num_classes, train_transform, self.image_size, self.resize,
+                          transform)
 
     def _indices(self, kind: str, shots: str):
         if shots not in self.splits[kind]:
@@ -186,13 +201,14 @@ class PreparedDataset:
         """The training data of one shot setting (augmented when read from files)."""
         return self.split("train", train_transform=True).subset(self._indices("train", shots))
 
-    def probe_set(self, shots: str, probe: str) -> ImageArrays | ImageFiles:
+    def probe_set(self, shots: str, probe: str, transform=None) -> ImageArrays | ImageFiles:
         """A selection probe set of one shot setting (drawn from that setting's training data; not augmented);
-        `probe` is a name of pipeline.layout (per_class_25, all, parc_draw0, ...). Raises DataPrepError."""
+        `probe` is a name of pipeline.layout (per_class_25, all, parc_draw0, ...); `transform` as in `split`.
+        Raises DataPrepError."""
         probes = self._indices("probe", shots)
         if probe not in probes:
             raise DataPrepError(f"{self.root}: no probe set {probe!r} for shots={shots!r}; prepared: {sorted(probes)}")
-        return self.split("train").subset(probes[probe])
+        return self.split("train", transform=transform).subset(probes[probe])
 
     def test(self) -> ImageArrays | ImageFiles:
         return self.split("test")

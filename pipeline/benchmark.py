@@ -88,9 +88,16 @@ def probe_networks_used(selection: dict, probe_networks: list[str]) -> list[str]
 def check(config: dict) -> dict:
     """Cross checks a schema cannot express; returns {dataset name: its config}. Raises BenchmarkError."""
     sources, targets, archs = config["sources"], config["targets"], config["architectures"]
-    if config["generalist"] not in sources:
+    _check_zoo(config)
+    if config["zoo"]:
+        sources = []
+    elif len(sources) < 2 or not archs or config["generalist"] is None or config["reference_arch"] is None:
+        raise BenchmarkError("sources, architectures, generalist, reference_arch: a benchmark trains its experts on at "
+                             "least 2 sources with at least one architecture (naming the generalist and the reference "
+                             "architecture), or scores a `zoo` of experts trained elsewhere")
+    elif config["generalist"] not in sources:
         raise BenchmarkError(f"generalist: {config['generalist']!r} is not among the sources {sources}")
-    if config["reference_arch"] not in archs:
+    if sources and config["reference_arch"] not in archs:
         raise BenchmarkError(f"reference_arch: {config['reference_arch']!r} is not among the architectures {list(archs)}")
     dirs = config["config_dirs"]
     for d in dirs:
@@ -123,6 +130,84 @@ def check(config: dict) -> dict:
     _check_presets(config)
     _check_probe_networks(config)
     return datasets
+
+
+def _check_zoo(config: dict) -> None:
+    """A zoo benchmark (`zoo`) scores experts trained elsewhere against a shipped `ground_truth` (the field's
+    standard benchmark: LogME / SFDA's 11 ImageNet models x 11 targets): the zoo file parses (entries,
+    names, files; no model loads: zoo_training.zoo.read_zoo) and the ground truth has an accuracy for
+    every expert on every target. Fine-tuning a zoo, and a zoo beside experts trained here, are not part
+    of the DAG yet: said here, before any job runs."""
+    zoo, truth, published = config["zoo"], config["ground_truth"], config["published_scores"]
+    if not zoo:
+        if config["probe_sets"]["per_class"] is None:
+            raise BenchmarkError("probe_sets.per_class: null (every training image) is for a zoo benchmark; experts "
+                                 "trained here also score their source's probe set, which would be every source image")
+        for key, value in (("ground_truth", truth), ("published_scores", published)):
+            if value:
+                raise BenchmarkError(f"{key}: {value!r} is read only with a `zoo` (a benchmark of experts trained "
+                                     "elsewhere); experts trained here get their ground truth by fine-tuning")
+        return
+    if config["sources"] or config["multidomain"] or config["theta_f"]:
+        raise BenchmarkError("zoo: a zoo benchmark scores the zoo file's experts only; drop `sources`, `multidomain` "
+                             "and `theta_f` (experts trained here beside a zoo are not supported yet)")
+    if not truth:
+        raise BenchmarkError("ground_truth: a zoo benchmark needs the fine-tuning accuracies of its experts (a CSV "
+                             "with columns model, target, accuracy, source), e.g. report/published/standard_finetune.csv")
+    from zoo_training.zoo import ZooError, read_zoo
+
+    try:
+        names = [e.name for e in read_zoo(zoo)]
+    except ZooError as err:
+        raise BenchmarkError(f"zoo: {err}") from None
+    read_ground_truth(truth, names, config["targets"])
+    if published:
+        read_published_scores(published)
+
+
+GROUND_TRUTH_COLUMNS = ("model", "target", "accuracy", "source")
+PUBLISHED_COLUMNS = ("method", "target", "weighted_tau", "source")
+
+
+def _read_csv(path: str, key: str, columns: tuple[str, ...]):
+    import pandas as pd
+
+    if not Path(path).is_file():
+        raise BenchmarkError(f"{key}: {path!r} is not a file")
+    table = pd.read_csv(path)
+    missing = [c for c in columns if c not in table.columns]
+    if missing:
+        raise BenchmarkError(f"{key}: {path} has no column(s) {missing} (it needs {list(columns)})")
+    return table
+
+
+def read_ground_truth(path: str, experts: list[str], targets: list[str]):
+    """The ground-truth CSV (GROUND_TRUTH_COLUMNS; `model` names a zoo expert, `accuracy` in %, higher =
+    better, `source` where the number comes from) restricted to `experts` x `targets`, as a DataFrame.
+    Raises BenchmarkError naming a missing column, a duplicate pair, a non-numeric accuracy, or the
+    first (expert, target) pair without an accuracy."""
+    import pandas as pd
+
+    table = _read_csv(path, "ground_truth", GROUND_TRUTH_COLUMNS)
+    table["accuracy"] = pd.to_numeric(table["accuracy"], errors="coerce")
+    table = table[table["model"].isin(experts) & table["target"].isin(targets)]
+    if table["accuracy"].isna().any():
+        row = table[table["accuracy"].isna()].iloc[0]
+        raise BenchmarkError(f"ground_truth: {path}: the accuracy of {row['model']} on {row['target']} is not a number")
+    if table.duplicated(["model", "target"]).any():
+        row = table[table.duplicated(["model", "target"])].iloc[0]
+        raise BenchmarkError(f"ground_truth: {path} lists {row['model']} on {row['target']} twice")
+    have = set(zip(table["model"], table["target"]))
+    missing = [(e, t) for t in targets for e in experts if (e, t) not in have]
+    if missing:
+        raise BenchmarkError(f"ground_truth: {path} has no accuracy for {len(missing)} (expert, target) pair(s) of this "
+                             f"benchmark, e.g. {missing[0][0]} on {missing[0][1]}")
+    return table.reset_index(drop=True)
+
+
+def read_published_scores(path: str):
+    """The published correlations CSV (PUBLISHED_COLUMNS), as a DataFrame. Raises BenchmarkError."""
+    return _read_csv(path, "published_scores", PUBLISHED_COLUMNS)
 
 
 def _check_methods(selection: dict) -> None:

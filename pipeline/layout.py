@@ -73,9 +73,10 @@ _PER_CLASS = re.compile(r"^per_class_(?P<k>\d+)$")
 _PARC_DRAW = re.compile(r"^parc_draw(?P<i>\d+)$")
 
 
-def per_class_probe(k: int) -> str:
-    """At most k images per class of a shot setting's training data (the paper's probe set: k=25)."""
-    return f"per_class_{int(k)}"
+def per_class_probe(k: int | None) -> str:
+    """At most k images per class of a shot setting's training data (the paper's probe set: k=25);
+    k None: all of them (``all``: LogME / SFDA score on the whole training set)."""
+    return PROBE_ALL if k is None else f"per_class_{int(k)}"
 
 
 def parc_draw_probe(i: int) -> str:
@@ -105,12 +106,12 @@ def probe_label(name: str) -> str:
     return name
 
 
-def probe_sets(shots: str, per_class: int, ablation: Sequence[int] = (), parc_draws: int = 0) -> list[str]:
+def probe_sets(shots: str, per_class: int | None, ablation: Sequence[int] = (), parc_draws: int = 0) -> list[str]:
     """Probe sets of one shot setting: the paper's probe set everywhere; on the full setting also
     the probe-size ablation (Deshpande Fig. 7: larger per-class caps and all images) and PARC's draws."""
     names = [per_class_probe(per_class)]
     if str(shots) == "full":
-        names += [per_class_probe(k) for k in ablation] + ([PROBE_ALL] if ablation else [])
+        names += [per_class_probe(k) for k in ablation] + ([PROBE_ALL] if ablation and per_class is not None else [])
         names += [parc_draw_probe(i) for i in range(parc_draws)]
     return names
 

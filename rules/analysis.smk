@@ -89,7 +89,33 @@ rule artifacts:
         stage_shell("analysis", step="artifacts")
 
 
-ANALYSIS_OUTPUTS = [
+rule ground_truth:
+    """A zoo benchmark: every expert's scores against the shipped ground-truth accuracies (weighted tau per
+    method and target, as LogME and SFDA evaluate), beside the published correlations; nothing fine-tuned."""
+    input:
+        scores=[LAYOUT.record("scores", e) for e in EXPERTS],
+        ground_truth=config["ground_truth"] or [],
+        published=config["published_scores"] or [],
+    output:
+        step_outputs("ground_truth"),
+    params:
+        identity=lambda wc, input: identity(
+            results_dir=RESULTS,
+            probe_set=PROBE_SET,
+            score_records=list(input.scores),
+            ground_truth=config["ground_truth"],
+            published_scores=config["published_scores"],
+        ),
+        run_dir=LAYOUT.run_dir("analysis", "ground_truth"),
+    log:
+        LAYOUT.log("analysis", "ground_truth"),
+    benchmark:
+        LAYOUT.benchmark("analysis", "ground_truth")
+    shell:
+        stage_shell("analysis", step="ground_truth")
+
+
+ANALYSIS_OUTPUTS = [rules.ground_truth.output] if ZOO else [
     rules.tables.output,
     rules.evaluate.output,
     rules.figures.output,

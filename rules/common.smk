@@ -2,6 +2,7 @@
 # (pipeline.layout); `stage_shell` builds every stage's command line.
 import functools
 import os
+import re
 import sys
 from pathlib import Path
 
@@ -40,10 +41,19 @@ PROBE_SET = per_class_probe(PROBES["per_class"])
 
 SINGLE_DOMAIN_EXPERTS = zoo_experts(ARCHS, SOURCES, GENERALIST)
 DOMAIN_EXPERTS = domain_experts(MULTIDOMAIN["arch"], SOURCES) if MULTIDOMAIN else []
-EXPERTS = SINGLE_DOMAIN_EXPERTS + DOMAIN_EXPERTS
 VARIANTS = MULTIDOMAIN["variants"] if MULTIDOMAIN else []
-# the expert every gain is measured against (the paper's ResNet-101 ImageNet expert)
-REFERENCE_EXPERT = str(Expert(config["reference_arch"], GENERALIST))
+# a zoo benchmark: experts trained elsewhere, by their zoo-file names (zoo_training/zoo.py), scored against
+# the benchmark's ground truth; nothing is trained or fine-tuned (pipeline.benchmark._check_zoo)
+ZOO_FILE = config["zoo"]
+if ZOO_FILE:
+    from zoo_training.zoo import local_files, read_zoo
+
+    ZOO = {e.name: e for e in read_zoo(ZOO_FILE)}
+else:
+    ZOO = {}
+EXPERTS = SINGLE_DOMAIN_EXPERTS + DOMAIN_EXPERTS + list(ZOO)
+# the expert every gain is measured against (the paper's ResNet-101 ImageNet expert); none in a zoo benchmark
+REFERENCE_EXPERT = str(Expert(config["reference_arch"], GENERALIST)) if SOURCES else None
 # RSA/DDS's probe networks (the first is plain rsa / dds's) and those some method reads (decided once)
 PROBE_NETWORKS = config["probe_networks"]
 PROBE_NETWORKS_USED = probe_networks_used(SELECTION, PROBE_NETWORKS)
@@ -52,7 +62,7 @@ NEVER = "(?!x)x"  # a wildcard pattern that matches nothing (an empty choice)
 
 
 wildcard_constraints:
-    expert="|".join(EXPERTS),
+    expert="|".join(map(re.escape, EXPERTS)),
     variant="|".join(VARIANTS) or NEVER,
     dataset="|".join(SOURCES + TARGETS),
     target="|".join(TARGETS),
@@ -169,13 +179,18 @@ def finetune_runtime(wc, gpus, ranks):
 
 def selection_runtime(wc, gpus, ranks):
     """A forward pass over every probe set (at most the setting's training images each) and the
-    expert's source probe set, then every score on every probe set (`site.score_seconds` each)."""
-    expert = Expert.parse(wc.expert)
-    source = DATASETS[expert.source]
+    expert's source probe set, then every score on every probe set (`site.score_seconds` each). A zoo
+    expert runs at the site's default speed and has no source set."""
     sets = [(t, s) for t in TARGETS for s in SHOTS for _ in range(probe_set_count(s))]
-    return SITE.runtime_minutes(gpus=gpus, ranks=ranks, arch=ARCHS[expert.arch], cpu_seconds=SITE.score_seconds * len(sets),
-                                forward=sum(train_images(DATASETS[t], s) for t, s in sets)
-                                + PROBES["per_class"] * source["num_classes"])
+    forward = sum(train_images(DATASETS[t], s) for t, s in sets)
+    if wc.expert in ZOO:
+        arch = "default"
+    else:
+        expert = Expert.parse(wc.expert)
+        arch = ARCHS[expert.arch]
+        forward += PROBES["per_class"] * DATASETS[expert.source]["num_classes"]
+    return SITE.runtime_minutes(gpus=gpus, ranks=ranks, arch=arch, cpu_seconds=SITE.score_seconds * len(sets),
+                                forward=forward)
 
 
 def probe_model_runtime(wc, gpus, ranks):
@@ -195,8 +210,10 @@ def target_splits():
 
 
 def expert_caches(expert):
+    """Its caches of every probe set and of its source, but in a zoo benchmark (whose experts all come from
+    the zoo file and have no source data here). `expert` is a wildcard pattern: the choice is per benchmark."""
     caches = [LAYOUT.feature_cache(expert, t, s, p) for t in TARGETS for s in SHOTS for p in target_probe_sets(s)]
-    return caches + [LAYOUT.source_cache(expert)]
+    return caches + ([] if ZOO else [LAYOUT.source_cache(expert)])
 
 
 def probe_model_caches(network, target):
@@ -212,11 +229,14 @@ def get_zoo_inputs(wc):
 
 
 def get_selection_inputs(wc):
-    inputs = {
-        "weights": LAYOUT.expert_weights(wc.expert),
-        "targets": target_splits(),
-        "source": LAYOUT.splits(Expert.parse(wc.expert).source),
-    }
+    if wc.expert in ZOO:  # its checkpoint or local weights file; hub caches and URLs are read when the job runs
+        inputs = {"zoo": local_files(ZOO[wc.expert]), "targets": target_splits()}
+    else:
+        inputs = {
+            "weights": LAYOUT.expert_weights(wc.expert),
+            "targets": target_splits(),
+            "source": LAYOUT.splits(Expert.parse(wc.expert).source),
+        }
     if PROBE_NETWORKS_USED:
         # one manifest per (network, target), written after its caches (pipeline.layout.probe_manifest)
         inputs["probe_features"] = [LAYOUT.probe_model_manifest(n, t) for n in PROBE_NETWORKS_USED for t in TARGETS]
@@ -228,7 +248,8 @@ from analysis.outputs import files as output_files, outputs as analysis_outputs,
 from analysis.published import is_paper_zoo
 
 # which conditional outputs this benchmark has; the published numbers only on the paper's zoo
-ANALYSIS_CONDITIONS = dict(multidomain=bool(MULTIDOMAIN), theta_f=bool(THETA_F), paper=is_paper_zoo(SOURCES, ARCHS))
+ANALYSIS_CONDITIONS = dict(multidomain=bool(MULTIDOMAIN), theta_f=bool(THETA_F), paper=is_paper_zoo(SOURCES, ARCHS),
+                           zoo=bool(ZOO))
 # top-k has one owner, the analysis stage's config (with the benchmark's preset); the report's
 # captions are written from the registry with it and the paper's probe set
 TOP_K = compose("analysis", PRESET, config_dirs=config["config_dirs"]).top_k

@@ -11,7 +11,8 @@ rule data_prep:
             dataset=wc.dataset,
             out_dir=LAYOUT.data_dir(wc.dataset),
             shots=SHOTS if wc.dataset in TARGETS else ["full"],
-            probe_per_class=PROBES["per_class"],
+            # null (every image) is said explicitly: identity() leaves None out
+            probe_per_class="null" if PROBES["per_class"] is None else PROBES["per_class"],
             # the probe-size ablation and PARC's probe draws concern targets only
             probe_ablation_per_class=PROBES["ablation_per_class"] if wc.dataset in TARGETS else None,
             parc_draws=PROBES["parc_draws"] if wc.dataset in TARGETS else None,

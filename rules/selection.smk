@@ -11,12 +11,14 @@ rule selection:
     params:
         identity=lambda wc, input, output, threads: identity(
             expert=wc.expert,
-            expert_path=input.weights,
+            # a zoo expert is loaded by name from the zoo file and has no source data here
+            expert_path=None if wc.expert in ZOO else input.weights,
+            zoo_file=ZOO_FILE if wc.expert in ZOO else None,
             data_root=LAYOUT.data_root(),
             targets=TARGETS,
             shots=SHOTS,
             probe_set=PROBE_SET,
-            source_dir=LAYOUT.data_dir(Expert.parse(wc.expert).source),
+            source_dir=None if wc.expert in ZOO else LAYOUT.data_dir(Expert.parse(wc.expert).source),
             cache_dir=LAYOUT.feature_dir(wc.expert),
             probe_dir=LAYOUT.probe_model_dir(),
             probe_network_names=PROBE_NETWORKS,

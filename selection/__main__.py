@@ -17,7 +17,8 @@ STEPS = ("select", "features", "scores", "probe_model")
 def features(cfg) -> None:
     from selection.features import write_caches  # torch only where networks run
 
-    require_path(cfg.expert_path, "expert_path", SelectionError)
+    if not cfg.zoo_file:
+        require_path(cfg.expert_path, "expert_path", SelectionError)
     log.info("%s: %d feature caches", cfg.expert, len(write_caches(cfg)))
 
 

@@ -33,6 +33,9 @@ class SelectionConfig:
     step: str = MISSING
     expert: str = ""
     expert_path: str = ""
+    # an expert trained elsewhere: `expert` names an entry of this zoo file (zoo_training/zoo.py) instead of
+    # a checkpoint at expert_path; it brings its own preprocessing
+    zoo_file: str = ""
     data_root: str = MISSING
     targets: List[str] = MISSING
     shots: List[str] = field(default_factory=lambda: ["full"])
@@ -59,6 +62,9 @@ class SelectionConfig:
     probe_network_names: List[str] = field(default_factory=lambda: ["resnet18"])
     # the one fine-tuning recipe of every probe network (step=probe_model)
     probe_train: TrainConfig = MISSING
+    # standardise every feature (zero mean, unit variance over the probe set) before the feature scores:
+    # Guided Recommendation (Li et al. 2023, Fig. 1) does, else ViTs' feature scales make them outliers
+    standardize_features: bool = False
     out: str = ""
     seed: int = 0
     threads: int = 1

@@ -102,13 +102,33 @@ def _save(path: Path, **arrays) -> Path:
     return path
 
 
+def load_scored_expert(cfg) -> tuple[nn.Module, object, bool]:
+    """(model, its own evaluation transform or None, whether it has a source head of its own) of the job's
+    expert: an entry of the zoo file `cfg.zoo_file` (zoo_training.zoo), else the checkpoint `cfg.expert_path`
+    this pipeline trained (read with the target's own preprocessing, which its source shared)."""
+    if cfg.zoo_file:
+        from zoo_training.zoo import zoo_expert
+
+        expert = zoo_expert(cfg.zoo_file, cfg.expert)
+        return expert.model, expert.transform, expert.source_classes > 0
+    model, _ = load_expert(cfg.expert_path)
+    return model, None, True
+
+
+def has_conv(model: nn.Module) -> bool:
+    return any(isinstance(m, nn.Conv2d) for m in model.modules())
+
+
 def write_caches(cfg) -> list[Path]:
-    """Every cache of one expert; returns the paths written."""
+    """Every cache of one expert; returns the paths written. An expert without a source head of its own
+    gets no `probs`, one without a convolution no LGC `gradients`: the scores reading them are then
+    recorded as not computable for it (selection.run.score_expert)."""
     set_determinism(cfg.threads)
     # float32 on every device: scores compare experts, so no reduced precision here
     device = runtime_from_env(cfg.runtime.device, bf16=False, channels_last=False).device
-    model, meta = load_expert(cfg.expert_path)
+    model, transform, has_head = load_scored_expert(cfg)
     model = model.to(device)
+    gradients = cfg.lgc_dim > 0 and has_conv(model)
     cache_dir, written = Path(cfg.cache_dir), []
     for target in cfg.targets:
         dataset = PreparedDataset(Path(cfg.data_root) / target)
@@ -120,15 +140,15 @@ def write_caches(cfg) -> list[Path]:
                 continue
             union = np.unique(np.concatenate(list(probes.values())))
             began = time.perf_counter()
-            pooled = dataset.split("train").subset(union)
+            pooled = dataset.split("train", transform=transform).subset(union)
             features, probs = extract(model, pooled, cfg.batch_size, device)
             per_image = (time.perf_counter() - began) / max(len(union), 1)
             for probe, index in probes.items():
                 rows = np.searchsorted(union, index)
-                arrays = {"features": features[rows], "probs": probs[rows], "labels": pooled.labels.numpy()[rows],
-                          "seconds": per_image * len(rows)}
-                if probe == cfg.probe_set and cfg.lgc_dim > 0:
-                    data = dataset.probe_set(shots, probe)
+                arrays = {"features": features[rows], "labels": pooled.labels.numpy()[rows],
+                          "seconds": per_image * len(rows), **({"probs": probs[rows]} if has_head else {})}
+                if probe == cfg.probe_set and gradients:
+                    data = dataset.probe_set(shots, probe, transform=transform)
                     began = time.perf_counter()
                     arrays["gradients"] = projected_gradients(model, data, cfg.lgc_dim, cfg.seed, device=device)
                     arrays["gradient_seconds"] = time.perf_counter() - began
@@ -136,7 +156,7 @@ def write_caches(cfg) -> list[Path]:
         log.info("%s: feature caches for %s", cfg.expert, target)
     if cfg.source_dir:
         source = PreparedDataset(cfg.source_dir)
-        data = source.probe_set("full", cfg.probe_set)
+        data = source.probe_set("full", cfg.probe_set, transform=transform)
         began = time.perf_counter()
         features, _ = extract(model, data, cfg.batch_size, device)
         written.append(_save(source_cache(cache_dir), features=features, labels=data.labels.numpy(),

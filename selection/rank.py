@@ -34,19 +34,11 @@ from omegaconf import MISSING
 from threadpoolctl import threadpool_limits
 
 from pipeline.errors import UserError, one_line_errors
+from selection.run import MISSING_INPUT, standardize
 
 log = logging.getLogger("rank")
 
 # what a score's inputs need that an expert (or a folder) may not have
-MISSING_INPUT = {
-    "probs": "the expert has no classification head of its own (no source-class probabilities)",
-    "gradients": "LGC reads the gradients of a convolutional layer; the expert has none",
-    "source_features": "needs the expert's source images: only an expert trained by this pipeline, with its "
-                       "source dataset prepared next to its checkpoint (results/<benchmark>/data/<source>)",
-    "source_labels": "needs the expert's source images (see source_features)",
-    "probe_features": "needs RSA/DDS's probe network trained on this target (the benchmark's probe_model stage); "
-                      "ranking trains nothing",
-}
 
 
 class RankError(UserError):
@@ -179,9 +171,7 @@ def expert_inputs(expert, folder: Folder, index: np.ndarray, cfg) -> tuple[dict,
             inputs["gradients"] = projected_gradients(expert.model, data, cfg.lgc_dim, cfg.seed, cfg.batch_size)
             seconds += time.perf_counter() - began
     if cfg.standardize_features:
-        from sklearn.preprocessing import StandardScaler
-
-        inputs["features"] = StandardScaler().fit_transform(inputs["features"])
+        inputs["features"] = standardize(inputs["features"])
     return inputs, seconds, missing
 
 

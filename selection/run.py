@@ -20,6 +20,19 @@ from selection.scores.registry import pca_reduce
 log = logging.getLogger("selection")
 
 
+# why a score cannot be computed for an expert: the input it lacks -> the reason recorded (not a failure:
+# the expert does not have what the score reads)
+MISSING_INPUT = {
+    "probs": "the expert has no classification head of its own (no source-class probabilities)",
+    "gradients": "LGC reads the gradients of a convolutional layer; the expert has none",
+    "source_features": "needs the expert's source images: only an expert trained by this pipeline, with its "
+                       "source dataset prepared in the same run (an expert from a zoo file has none)",
+    "source_labels": "needs the expert's source images (see source_features)",
+    "probe_features": "needs RSA/DDS's probe network trained on this target (the benchmark's probe_model stage), "
+                      "which this run does not train",
+}
+
+
 class SelectionError(UserError):
     """A selection request that cannot run: an unknown method or option, a missing cache or expert."""
 
@@ -105,15 +118,19 @@ def score_expert(cfg) -> list[dict]:
     networks = list(cfg.probe_network_names)
     table = method_table(cfg.methods, cfg.variants, networks)
     reads = {name: probe_network_of(m, networks) for name, m in table.items()}
-    cache_dir, rows, failures = Path(cfg.cache_dir), [], []
+    cache_dir, rows, failures, lacking = Path(cfg.cache_dir), [], [], {}
     needs = set().union(*(inputs_of(m.score) for m in table.values()))
-    source = _load(source_cache(cache_dir), "source feature cache") if "source_features" in needs else {}
+    # an expert without source data here (a zoo expert): no source cache; Domain Similarity is not computable
+    source = _load(source_cache(cache_dir), "source feature cache") \
+        if "source_features" in needs and (cfg.source_dir or source_cache(cache_dir).exists()) else {}
     for target in cfg.targets:
         for shots in map(str, cfg.shots):
             for path in sorted(setting_dir(cache_dir, target, shots).glob("*.npz")):
                 probe = path.stem
                 cache = _load(path, "feature cache")
                 inputs = {k: cache[k] for k in ("features", "probs", "labels", "gradients") if k in cache}
+                if cfg.standardize_features:
+                    inputs["features"] = standardize(inputs["features"])
                 inputs["seed"] = score_seed(cfg.seed, cfg.expert, target, shots)
                 if source:
                     inputs["source_features"], inputs["source_labels"] = source["features"], source["labels"]
@@ -125,8 +142,11 @@ def score_expert(cfg) -> list[dict]:
                 for method, (score, options, _, _) in running.items():
                     method_inputs = inputs if reads[method] is None else \
                         {**inputs, "probe_features": probe_features[reads[method]]}
-                    if not _has_required(score, method_inputs):
-                        continue  # e.g. LGC's gradients exist only for the paper's probe set
+                    missing = _missing_inputs(score, method_inputs)
+                    if missing:
+                        if probe == cfg.probe_set:  # elsewhere by design: LGC's gradients exist only here
+                            lacking.setdefault(method, missing[0])
+                        continue
                     began = time.perf_counter()
                     try:
                         value = run_method(score, options, method_inputs)
@@ -140,17 +160,31 @@ def score_expert(cfg) -> list[dict]:
                         "score": value, "seconds": time.perf_counter() - began,
                         "feature_seconds": _forward_seconds(cache, source, inputs_of(score)),
                     })
+    scored = {r["method"] for r in rows}
+    not_computable = [{"expert": cfg.expert, "method": m, "reason": MISSING_INPUT.get(i, f"no {i}")}
+                      for m, i in lacking.items() if m not in scored]
+    for entry in not_computable:
+        log.info("%s: %s is not computable: %s", cfg.expert, entry["method"], entry["reason"])
     Path(cfg.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(cfg.out).write_text(json.dumps({"rows": rows, "failures": failures}, indent=1))
+    Path(cfg.out).write_text(json.dumps({"rows": rows, "failures": failures, "not_computable": not_computable},
+                                        indent=1))
     if failures:
         log.warning("%s: %d method(s) failed, recorded in %s: %s", cfg.expert, len(failures), cfg.out,
                     sorted({f["method"] for f in failures}))
     return rows
 
 
-def _has_required(score: str, inputs: dict) -> bool:
+def _missing_inputs(score: str, inputs: dict) -> list[str]:
     params = inspect.signature(SCORES[score]).parameters
-    return all(p in inputs for p, spec in params.items() if spec.default is spec.empty)
+    return [p for p, spec in params.items() if spec.default is spec.empty and p not in inputs]
+
+
+def standardize(features: np.ndarray) -> np.ndarray:
+    """Each feature dimension to zero mean and unit variance over the probe set (a constant one to 0):
+    Guided Recommendation's normalisation (Li et al. 2023, Fig. 1), sklearn's StandardScaler."""
+    from sklearn.preprocessing import StandardScaler
+
+    return StandardScaler().fit_transform(np.asarray(features, dtype=np.float64))
 
 
 def _forward_seconds(cache: dict, source: dict, used: set[str]) -> float:

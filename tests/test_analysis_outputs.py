@@ -68,7 +68,15 @@ COLUMNS = {
 COLUMNS["selection_eval_multidomain"] = COLUMNS["selection_eval"]
 COLUMNS.update({"score_failures": ["expert", "target", "shots", "probe", "method", "error"],
                 "data_notes": ["dataset", "kind", "shots", "class", "images", "path", "reason"],
-                "published_methods": ["table", "method", "reproduced_method", "rows", "reproduced_rows", "note"]})
+                "published_methods": ["table", "method", "reproduced_method", "rows", "reproduced_rows", "note"],
+                # a zoo benchmark's (step=ground_truth)
+                "ground_truth_scores": ["expert", "target", "shots", "probe", "method", "score", "accuracy",
+                                        "accuracy_source"],
+                "ground_truth_eval": ["method", "target", "shots", "probe", "weighted_tau", "kendall", "pearson",
+                                      "spearman", "n_experts"],
+                "published_ground_truth": ["method", "target", *COMPARED],
+                "ground_truth_weighted_tau": ["method", "target", "weighted_tau"],
+                "not_computable": ["expert", "method", "reason"]})
 
 
 @pytest.fixture(scope="module")
@@ -76,6 +84,10 @@ def rendered(tmp_path_factory):
     """Every output of the small benchmark after step=tables (the published ones included)."""
     results = tmp_path_factory.mktemp("rendered")
     render_fixture(results, paper=True)
+    # and a zoo benchmark's, from the same score records and a ground truth of the fixture's accuracies
+    ctx = Context(GEN, TOP_K, PROBE, layout=Layout(results), records=_records(results / "records"))
+    for output in outputs("ground_truth", multidomain=False, theta_f=False, paper=False, zoo=True):
+        render(output, ctx, Layout(results))
     return results
 
 
@@ -105,8 +117,15 @@ def _records(root: Path) -> dict:
     rng = np.random.default_rng(0)
     np.savez(theta, labels=np.repeat([0, 1], 3), epochs=np.array([0, 5]), features=rng.normal(size=(2, 6, 4)),
              expert=GEN, target="t1", shots="full", lr=0.01)
+    # a ground truth of every expert on every target (its best full-setting accuracy) and published taus
+    best = t["finetune"][t["finetune"]["shots"] == "full"].groupby(["expert", "target"])["test_accuracy"].max()
+    truth = root / "ground_truth.csv"
+    best.rename("accuracy").reset_index().rename(columns={"expert": "model"}).assign(source="fixture").to_csv(truth, index=False)
+    published = root / "published.csv"
+    pd.DataFrame({"method": ["logistic", "knn_loo"], "target": ["t1", "t2"], "weighted_tau": [0.5, 0.1],
+                  "source": "fixture"}).to_csv(published, index=False)
     return {"zoo": zoo, "finetune": [rows["finetune"]], "scores": [rows["scores"]], "multidomain": md,
-            "target_dirs": [target], "theta_f": [theta]}
+            "target_dirs": [target], "theta_f": [theta], "ground_truth": [truth], "published_scores": [published]}
 
 
 @pytest.mark.parametrize("name", list(OUTPUTS))
@@ -142,6 +161,11 @@ def test_registry_is_consistent():
     assert [o.name for o in outputs("figures", multidomain=False, theta_f=True, paper=False)] == [
         "fig2_finetune_error", "fig4_top3_gain", "fig6a_trials_to_best", "fig6b_spearman", "fig8_theta_f"]
     assert not [o for o in outputs(multidomain=True, theta_f=True, paper=False) if o.name.startswith("published_")]
+    # a zoo benchmark has the ground-truth step's outputs and nothing else; any other benchmark none of them
+    zoo = [o.name for o in outputs(multidomain=False, theta_f=False, paper=False, zoo=True)]
+    assert zoo == ["ground_truth_scores", "ground_truth_eval", "published_ground_truth", "ground_truth_weighted_tau",
+                   "not_computable"]
+    assert not set(zoo) & {o.name for o in outputs(multidomain=True, theta_f=True, paper=True)}
     # cheap to import for the Snakefile: no scipy, no matplotlib
     code = "import sys, analysis.outputs; assert not {'scipy', 'matplotlib'} & set(sys.modules), sys.modules.keys()"
     subprocess.run([sys.executable, "-c", code], check=True, cwd=REPO)

@@ -154,6 +154,23 @@ def read_zoo(path: str | Path, root: str | Path = ".") -> list[ZooEntry]:
     return entries
 
 
+def zoo_expert(path: str | Path, name: str, root: str | Path = ".") -> LoadedExpert:
+    """The expert `name` of the zoo file `path`, loaded (`load_entry`). Raises ZooError when the file has
+    no such expert."""
+    entries = {e.name: e for e in read_zoo(path, root)}
+    if name not in entries:
+        raise ZooError(f"zoo file {path} has no expert {name!r}; it has {', '.join(entries)}")
+    return load_entry(entries[name], root)
+
+
+def local_files(entry: ZooEntry, root: str | Path = ".") -> list[Path]:
+    """The files of this machine an entry loads from, for a workflow's inputs: a checkpoint's model.pt, a
+    local `weights` file; none for hub caches and URLs (fetched when the job runs)."""
+    if entry.kind == "checkpoint":
+        return [checkpoint_file(entry.spec, Path(root), f"expert {entry.name!r}")]
+    return [Path(root) / entry.weights] if entry.weights and not _is_url(entry.weights) else []
+
+
 def _is_url(text: str) -> bool:
     return text.startswith(("http://", "https://"))
 
