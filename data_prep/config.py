@@ -50,7 +50,8 @@ class SplitConfig:
     test_parts: List[str] = field(default_factory=lambda: ["test"])
     pool: Optional[List[str]] = None  # stratified: the parts to split (default: all)
     test_fraction: Optional[float] = None  # stratified: round(n * fraction) per class to test ...
-    test_per_class: Optional[int] = None  # ... or exactly this many per class
+    test_per_class: Optional[int] = None  # ... or exactly this many per class ...
+    train_per_class: Optional[int] = None  # ... or exactly this many per class to train, the rest to test
     seed: int = 0
 
 

@@ -199,7 +199,9 @@ def assign_split(samples: list[Sample], split: dict | None, name: str) -> list[t
     official: the dataset's parts `train_parts` / `test_parts` become train / test.
     stratified: per class, a seeded permutation of the samples of the `pool` parts
     (all when unset), sorted by path first; the first `test_per_class` or
-    round(n * `test_fraction`) go to test (at least one image stays on each side).
+    round(n * `test_fraction`) go to test (at least one image stays on each side), or,
+    with `train_per_class`, the first `train_per_class` go to train and the rest to test
+    (e.g. Caltech-101's 30 per class).
     """
     split = split or {}
     rule = split.get("rule", "official")
@@ -214,9 +216,10 @@ def assign_split(samples: list[Sample], split: dict | None, name: str) -> list[t
         return out
     if rule != "stratified":
         raise DataPrepError(f"dataset {name!r}: split.rule {rule!r} is neither 'official' nor 'stratified'")
-    fraction, per_class = split.get("test_fraction"), split.get("test_per_class")
-    if (fraction is None) == (per_class is None):
-        raise DataPrepError(f"dataset {name!r}: a stratified split needs exactly one of split.test_fraction and split.test_per_class")
+    fraction, per_class, train_k = split.get("test_fraction"), split.get("test_per_class"), split.get("train_per_class")
+    if sum(v is not None for v in (fraction, per_class, train_k)) != 1:
+        raise DataPrepError(f"dataset {name!r}: a stratified split needs exactly one of split.test_fraction, "
+                            f"split.test_per_class and split.train_per_class")
     pool = set(split["pool"]) if split.get("pool") else None
     by_class: dict[str, list[Sample]] = {}
     for s in samples:
@@ -226,13 +229,19 @@ def assign_split(samples: list[Sample], split: dict | None, name: str) -> list[t
     out = []
     for label in sorted(by_class):
         items = sorted(by_class[label], key=lambda s: str(s.path))
+        order = rng.permutation(len(items))
+        if train_k is not None:
+            if int(train_k) >= len(items):
+                raise DataPrepError(f"dataset {name!r}: class {label!r} has {len(items)} images, not more than "
+                                    f"split.train_per_class={train_k}")
+            out += [(items[j], "train" if k < int(train_k) else "test") for k, j in enumerate(order)]
+            continue
         n_test = int(per_class) if per_class is not None else int(round(len(items) * float(fraction)))
         if per_class is not None and n_test >= len(items):
             raise DataPrepError(f"dataset {name!r}: class {label!r} has {len(items)} images, not more than "
                                 f"split.test_per_class={per_class}")
         if len(items) >= 2:
             n_test = min(max(n_test, 1), len(items) - 1)
-        order = rng.permutation(len(items))
         out += [(items[j], "test" if k < n_test else "train") for k, j in enumerate(order)]
     return out
 

@@ -144,21 +144,40 @@ def _unpickle(path: Path) -> dict:
 
 
 def read_cifar_pickle(dataset: dict, raw: Path) -> Listing:
-    """CIFAR-style python batches (batches.meta, data_batch_*, test_batch), decoded once to PNG files."""
+    """CIFAR-style python batches, decoded once to PNG files under raw/decoded/<part>/<class>/.
+
+    CIFAR-10's layout (torchvision cifar.py, CIFAR10) is the default: cifar-10-batches-py/batches.meta
+    (label_names) beside data_batch_1..5 (train) and test_batch (test), each a dict with data (N x 3072
+    uint8, channel-major), labels and filenames. Options name another layout: `meta` (the meta file),
+    `label_names_key`, `labels_key`, `train_glob`, `test_glob`; CIFAR-100 (torchvision CIFAR100) is
+    cifar-100-python/meta (fine_label_names) with train / test holding fine_labels (and coarse_labels).
+    Two images of one part and class with the same file name get the batch and row in their name.
+    """
     from PIL import Image
 
     opts = reader_options(dataset)
-    meta = find_file(raw, "batches.meta", dataset)
-    names = [str(n) for n in _unpickle(meta)["label_names"]]
-    decoded, samples = raw / "decoded", []
+    meta = find_file(raw, opts.get("meta") or "batches.meta", dataset)
+    names_key, labels_key = opts.get("label_names_key") or "label_names", opts.get("labels_key") or "labels"
+    meta_dict = _unpickle(meta)
+    if names_key not in meta_dict:
+        raise DataPrepError(f"dataset {dataset['name']!r}: {meta} has no key {names_key!r} (options.label_names_key); "
+                            f"its keys are {sorted(meta_dict)}")
+    names = [str(n) for n in meta_dict[names_key]]
+    decoded, samples, seen = raw / "decoded", [], set()
     for part, pattern in (("train", opts.get("train_glob") or "data_batch_*"), ("test", opts.get("test_glob") or "test_batch")):
         for batch_file in sorted(meta.parent.glob(pattern)):
             batch = _unpickle(batch_file)
+            if labels_key not in batch:
+                raise DataPrepError(f"dataset {dataset['name']!r}: {batch_file} has no key {labels_key!r} "
+                                    f"(options.labels_key); its keys are {sorted(batch)}")
             data = np.asarray(batch["data"], dtype=np.uint8)
             side = int(round((data.shape[1] // 3) ** 0.5))
             files = batch.get("filenames") or [f"{batch_file.name}_{i:05d}.png" for i in range(len(data))]
-            for pixels, label, file in zip(data, batch["labels"], files):
+            for row, (pixels, label, file) in enumerate(zip(data, batch[labels_key], files)):
                 path = decoded / part / names[label] / f"{Path(str(file)).stem}.png"
+                if path in seen:  # a file name used twice: keep both images
+                    path = path.with_name(f"{path.stem}-{batch_file.name}-{row:05d}.png")
+                seen.add(path)
                 if not path.exists():
                     path.parent.mkdir(parents=True, exist_ok=True)
                     Image.fromarray(pixels.reshape(3, side, side).transpose(1, 2, 0)).save(path)
@@ -270,6 +289,125 @@ def read_stanford_cars(dataset: dict, raw: Path) -> Listing:
         folder = folder / folder.name if (folder / folder.name).is_dir() else folder  # some mirrors nest it
         samples += [Sample(folder / str(f), classes[int(c) - 1], part) for f, c in zip(table["fname"], table["class"])]
     return Listing(samples, classes)
+
+
+FGVC_LEVELS = {"variant": "variants.txt", "family": "families.txt", "manufacturer": "manufacturers.txt"}
+
+
+def read_fgvc_aircraft(dataset: dict, raw: Path) -> Listing:
+    """fgvc-aircraft-2013b/data/images_<level>_<part>.txt ('<image id> <class name>'; names hold spaces and
+    slashes, e.g. 'F/A-18'), images/<image id>.jpg; the class list is variants.txt (families.txt,
+    manufacturers.txt). Source: torchvision/datasets/fgvc_aircraft.py (FGVCAircraft).
+
+    options.annotation_level: variant (default; 100 classes), family or manufacturer; options.parts: the
+    list files read (default trainval and test; train and val also exist). A class name missing from the
+    class list is an error naming the file and line.
+    """
+    opts = reader_options(dataset)
+    level = opts.get("annotation_level", "variant")
+    if level not in FGVC_LEVELS:
+        raise DataPrepError(f"dataset {dataset['name']!r}: options.annotation_level={level!r} is not one of "
+                            f"{list(FGVC_LEVELS)} (configs/dataset/{dataset['name']}.yaml)")
+    data = find_file(raw, FGVC_LEVELS[level], dataset).parent
+    classes = text_lines(data / FGVC_LEVELS[level])
+    known, samples = set(classes), []
+    for part in opts.get("parts") or ["trainval", "test"]:
+        listing = data / f"images_{level}_{part}.txt"
+        if not listing.is_file():
+            raise DataPrepError(f"dataset {dataset['name']!r}: no list {listing} (options.parts: {part!r}); "
+                                f"delete {data.parent} and run again to unpack the archive anew")
+        for number, line in enumerate(text_lines(listing), 1):
+            image_id, _, label = line.partition(" ")
+            if label not in known:
+                raise DataPrepError(f"dataset {dataset['name']!r}: {listing} line {number}: class {label!r} is not "
+                                    f"in {FGVC_LEVELS[level]}")
+            samples.append(Sample(data / "images" / f"{image_id}.jpg", label, part))
+    return Listing(samples, classes, extra={"annotation_level": level})
+
+
+def read_sun397(dataset: dict, raw: Path) -> Listing:
+    """SUN397/<letter>/<class>[/<sub>]/sun_*.jpg with the partition lists of Partitions.zip:
+    Training_NN.txt / Testing_NN.txt ('/a/abbey/sun_aaalbzqrimafwbiv.jpg'), NN = options.partition
+    (1..10, default 1: the first of the ten official 50/50-per-class partitions) and ClassName.txt
+    ('/a/abbey'). The class of an image is its folder below the letter ('abbey',
+    'apartment_building/outdoor'), as torchvision names it. Only the listed images are read (the
+    partitions leave about 69,000 of the 108,754 unused). Source: torchvision/datasets/sun397.py (SUN397;
+    images and ClassName.txt), torchvision's prototype sun397.py and TencentARC/SFDA datasets/sun397.py
+    (the partition files).
+    """
+    opts = reader_options(dataset)
+    partition = int(opts.get("partition", 1))
+    if not 1 <= partition <= 10:
+        raise DataPrepError(f"dataset {dataset['name']!r}: options.partition={partition} is not one of SUN397's "
+                            f"partitions 1..10 (configs/dataset/{dataset['name']}.yaml)")
+    images = find_file(raw, "SUN397", dataset, want_dir=True)
+    lists = find_file(raw, f"Training_{partition:02d}.txt", dataset).parent
+    class_file = lists / "ClassName.txt" if (lists / "ClassName.txt").is_file() else images / "ClassName.txt"
+    classes = ["/".join(line.strip("/").split("/")[1:]) for line in text_lines(class_file)]
+    known, samples = set(classes), []
+    for part, name in (("train", f"Training_{partition:02d}.txt"), ("test", f"Testing_{partition:02d}.txt")):
+        listing = lists / name
+        for number, line in enumerate(text_lines(listing), 1):
+            rel = line.strip("/")
+            label = "/".join(rel.split("/")[1:-1])
+            if label not in known:
+                raise DataPrepError(f"dataset {dataset['name']!r}: {listing} line {number}: {line!r} is in no class "
+                                    f"of {class_file}")
+            samples.append(Sample(images / rel, label, part))
+    return Listing(samples, classes, extra={"partition": partition})
+
+
+VOC_CLASSES = ("aeroplane", "bicycle", "bird", "boat", "bottle", "bus", "car", "cat", "chair", "cow", "diningtable",
+               "dog", "horse", "motorbike", "person", "pottedplant", "sheep", "sofa", "train", "tvmonitor")
+VOC_WITHOUT_POSITIVE = ("first_class", "drop")
+
+
+def read_voc2007(dataset: dict, raw: Path) -> Listing:
+    """PASCAL VOC 2007 classification: VOCdevkit/VOC2007/ImageSets/Main/<set>.txt (image ids) and
+    <class>_<set>.txt ('<image id> <flag>': 1 the image holds a non-difficult object of the class, 0 only
+    difficult ones, -1 none) for the 20 classes, images JPEGImages/<id>.jpg; sets trainval and test
+    (options.parts). Source: torchvision/datasets/voc.py (archives, folders), TencentARC/SFDA
+    datasets/voc2007.py (the class files).
+
+    VOC is multi-label; the benchmark is single-label. One label per image, SFDA's rule
+    (forward_feature_group1.py: torch.argmax of the 0/1 vector `flag == 1` over VOC_CLASSES): the first
+    class, in VOC_CLASSES order, with flag 1. An image with no flag 1 (only difficult objects) gets the
+    first class, aeroplane, as argmax of a zero vector does (options.without_positive: first_class), or is
+    dropped and reported (drop). stats.json records how many images had several classes and which had none.
+    """
+    opts = reader_options(dataset)
+    without = opts.get("without_positive", "first_class")
+    if without not in VOC_WITHOUT_POSITIVE:
+        raise DataPrepError(f"dataset {dataset['name']!r}: options.without_positive={without!r} is not one of "
+                            f"{list(VOC_WITHOUT_POSITIVE)} (configs/dataset/{dataset['name']}.yaml)")
+    main = find_file(raw, "Main", dataset, want_dir=True)
+    images = main.parent.parent / "JPEGImages"
+    samples, skipped, several, none = [], [], 0, []
+    for part in opts.get("parts") or ["trainval", "test"]:
+        flags: dict[str, list[int]] = {}
+        for k, cls in enumerate(VOC_CLASSES):
+            listing = main / f"{cls}_{part}.txt"
+            if not listing.is_file():
+                raise DataPrepError(f"dataset {dataset['name']!r}: no class list {listing}: the VOC 2007 {part} archive is "
+                                    f"incomplete or not unpacked; delete it and run again")
+            for line in text_lines(listing):
+                image_id, flag = line.split()[:2]
+                flags.setdefault(image_id, [0] * len(VOC_CLASSES))[k] = int(flag)
+        ids = text_lines(main / f"{part}.txt") if (main / f"{part}.txt").is_file() else sorted(flags)
+        for image_id in ids:
+            positive = [k for k, flag in enumerate(flags.get(image_id, [])) if flag == 1]
+            several += len(positive) > 1
+            path = images / f"{image_id}.jpg"
+            if not positive:
+                none.append(image_id)
+                if without == "drop":
+                    skipped.append({"path": str(path), "reason": "no class with a non-difficult object "
+                                                                 "(options.without_positive: drop)"})
+                    continue
+            samples.append(Sample(path, VOC_CLASSES[positive[0] if positive else 0], part))
+    return Listing(samples, list(VOC_CLASSES), skipped,
+                   extra={"images_with_several_classes": several, "images_without_positive_class": none,
+                          "without_positive": without})
 
 
 _WNID = re.compile(r"^n\d{8}$")
@@ -400,6 +538,9 @@ READERS: dict[str, Callable[[dict, Path], Listing]] = {
     "european_flood": read_european_flood,
     "belga_logos": read_belga_logos,
     "stanford_cars": read_stanford_cars,
+    "fgvc_aircraft": read_fgvc_aircraft,
+    "sun397": read_sun397,
+    "voc2007": read_voc2007,
     "imagenet": read_imagenet,
     "places365": read_places365,
     "inaturalist2019": read_inaturalist2019,

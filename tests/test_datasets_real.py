@@ -1,4 +1,4 @@
-"""The 19 real datasets (and a user's ImageFolder) prepared from tiny fakes of their own raw layouts.
+"""The 25 real datasets (and a user's ImageFolder) prepared from tiny fakes of their own raw layouts.
 
 Every fake is built in tmp_path in the dataset's real layout (tar/zip archives, .mat files, json
 and txt lists, CIFAR-style pickles, tar shards), served from file:// URLs with its real checksum
@@ -378,6 +378,132 @@ def fake_stanford_cars(tmp):
     return manual_files(load_config("stanford_cars"), raw), {"classes": list(names), "per_class": {n: (2, 1) for n in names}}
 
 
+def fake_fgvc_aircraft(tmp):
+    data = tmp / "stage" / "fgvc-aircraft-2013b" / "data"
+    variants = ["707-320", "Cessna 172", "F/A-18"]  # the real names hold spaces and slashes
+    write(data / "variants.txt", "\n".join(variants) + "\n")
+    write(data / "families.txt", "Boeing 707\nCessna 172\nF/A-18\n")
+    lists = {"trainval": [], "test": [], "train": [], "val": []}
+    for k, v in enumerate(variants):
+        for i in range(4):
+            image_id = f"{1000000 + 10 * k + i:07d}"
+            image(data / "images" / f"{image_id}.jpg")
+            part = "trainval" if i < 3 else "test"
+            lists[part].append(f"{image_id} {v}")
+            if part == "trainval":
+                lists["train" if i < 2 else "val"].append(f"{image_id} {v}")
+    for part, rows in lists.items():
+        write(data / f"images_variant_{part}.txt", "\n".join(rows) + "\n")
+    make_tar(tmp / "server" / "fgvc-aircraft-2013b.tar.gz", tmp / "stage")
+    return serve(load_config("fgvc_aircraft"), tmp / "server"), {"classes": variants, "per_class": {v: (3, 1) for v in variants}}
+
+
+def fake_caltech101(tmp):
+    """caltech-101.zip holding caltech-101/101_ObjectCategories.tar.gz (unpacked in turn), Annotations.tar
+    and show_annotation.m, as data.caltech.edu serves it."""
+    classes = ["BACKGROUND_Google", "Faces_easy", "accordion"]  # sorted as strings: upper case first
+    for c in classes:
+        for i in range(1, 6):
+            image(tmp / "images" / "101_ObjectCategories" / c / f"image_{i:04d}.jpg")
+    inner = tmp / "zip_stage" / "caltech-101"
+    make_tar(inner / "101_ObjectCategories.tar.gz", tmp / "images")
+    write(tmp / "ann" / "Annotations" / "accordion" / "annotation_0001.mat", "not read\n")
+    make_tar(inner / "Annotations.tar", tmp / "ann")
+    write(inner / "show_annotation.m", "% matlab\n")
+    make_zip(tmp / "server" / "caltech-101.zip", tmp / "zip_stage")
+    cfg = serve(load_config("caltech101"), tmp / "server")
+    cfg["split"]["train_per_class"] = 3  # the real 30 per class, scaled to 5 images per class
+    return cfg, {"classes": classes, "per_class": {c: (3, 2) for c in classes}}
+
+
+def _cifar_rows(n: int, seed: int) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (n, 3 * 8 * 8), dtype=np.uint8)  # 8x8 images, channel-major
+
+
+def _pickle(path: Path, content: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_bytes(pickle.dumps(content, protocol=2))
+
+
+def fake_cifar10(tmp):
+    base, names = tmp / "stage" / "cifar-10-batches-py", ["airplane", "automobile", "bird"]
+    labels = {1: [1, 1], 2: [2, 0], 3: [0, 1], 4: [1, 2], 5: [2, 0]}  # data_batch_1..5, two images each
+    for b, batch_labels in labels.items():
+        files = ["twice_s_000001.png"] * 2 if b == 1 else [f"img_{b}_{i}.png" for i in range(2)]  # a name used twice
+        _pickle(base / f"data_batch_{b}", {"batch_label": f"training batch {b} of 5", "labels": batch_labels,
+                                           "data": _cifar_rows(2, b), "filenames": files})
+    _pickle(base / "test_batch", {"batch_label": "testing batch 1 of 1", "labels": [0, 1, 2], "data": _cifar_rows(3, 9),
+                                  "filenames": [f"test_{i}.png" for i in range(3)]})
+    _pickle(base / "batches.meta", {"label_names": names, "num_cases_per_batch": 2, "num_vis": 192})
+    write(base / "readme.html", "<html></html>\n")
+    make_tar(tmp / "server" / "cifar-10-python.tar.gz", tmp / "stage")
+    per_class = {"airplane": (3, 1), "automobile": (4, 1), "bird": (3, 1)}
+    return serve(load_config("cifar10"), tmp / "server"), {"classes": names, "per_class": per_class}
+
+
+def fake_cifar100(tmp):
+    base, fine = tmp / "stage" / "cifar-100-python", ["apple", "aquarium_fish", "baby"]
+    for part, fine_labels, seed in (("train", [0, 0, 1, 1, 1, 2, 2], 1), ("test", [0, 1, 2], 2)):
+        _pickle(base / part, {"filenames": [f"{part}_{i}.png" for i in range(len(fine_labels))], "batch_label": part,
+                              "fine_labels": fine_labels, "coarse_labels": [4 - k for k in fine_labels],
+                              "data": _cifar_rows(len(fine_labels), seed)})
+    _pickle(base / "meta", {"fine_label_names": fine, "coarse_label_names": [f"super{i}" for i in range(5)]})
+    make_tar(tmp / "server" / "cifar-100-python.tar.gz", tmp / "stage")
+    return serve(load_config("cifar100"), tmp / "server"), {"classes": fine, "per_class": {"apple": (2, 1),
+                                                                                          "aquarium_fish": (3, 1),
+                                                                                          "baby": (2, 1)}}
+
+
+def fake_sun397(tmp):
+    """SUN397.tar.gz (SUN397/ClassName.txt, SUN397/<letter>/<class>/sun_*.jpg) and Partitions.zip
+    (ClassName.txt, Training_NN.txt, Testing_NN.txt); partition 2 lists other images than partition 1."""
+    server, classes = tmp / "server", ["/a/abbey", "/a/apartment_building/outdoor", "/b/bakery/shop"]
+    lists = {f"{kind}_{n:02d}.txt": [] for kind in ("Training", "Testing") for n in (1, 2)}
+    for c in classes:
+        for i in range(5):
+            rel = f"{c}/sun_{c.split('/')[2][:4]}{i:012d}.jpg"
+            image(tmp / "images" / "SUN397" / rel.lstrip("/"))
+            if i < 4:
+                lists["Training_01.txt" if i < 2 else "Testing_01.txt"].append(rel)
+            lists["Training_02.txt" if i > 2 else "Testing_02.txt"].append(rel)
+    for stage in (tmp / "images" / "SUN397", tmp / "partitions"):
+        write(stage / "ClassName.txt", "\n".join(classes) + "\n")
+    for name, rows in lists.items():
+        write(tmp / "partitions" / name, "\n".join(rows) + "\n")
+    make_tar(server / "SUN397.tar.gz", tmp / "images")
+    make_zip(server / "Partitions.zip", tmp / "partitions")
+    names = [c.split("/", 2)[2] for c in classes]
+    return serve(load_config("sun397"), server), {"classes": names, "per_class": {n: (2, 2) for n in names}}
+
+
+VOC_FLAGS = {  # image id: {class: flag}; every other class -1
+    "trainval": {"000005": {"chair": 1, "person": 1}, "000007": {"person": 1}, "000009": {"aeroplane": 1, "person": 0},
+                 "000012": {"chair": 0, "person": 1}, "000016": {"aeroplane": 0}},  # 000016: only a difficult object
+    "test": {"000001": {"person": 1}, "000002": {"chair": 1}, "000004": {"aeroplane": 1, "person": 1}},
+}
+
+
+def fake_voc2007(tmp):
+    """The two VOC 2007 tars, both unpacking into VOCdevkit/VOC2007 (ImageSets/Main/<set>.txt and
+    <class>_<set>.txt with flags 1 / 0 / -1, JPEGImages/, Annotations/)."""
+    from data_prep.sources import VOC_CLASSES
+
+    for part, tar in (("trainval", "VOCtrainval_06-Nov-2007.tar"), ("test", "VOCtest_06-Nov-2007.tar")):
+        voc = tmp / part / "VOCdevkit" / "VOC2007"
+        ids = sorted(VOC_FLAGS[part])
+        for image_id in ids:
+            image(voc / "JPEGImages" / f"{image_id}.jpg")
+            write(voc / "Annotations" / f"{image_id}.xml", "<annotation></annotation>\n")
+        write(voc / "ImageSets" / "Main" / f"{part}.txt", "\n".join(ids) + "\n")
+        for cls in VOC_CLASSES:
+            rows = [f"{i} {VOC_FLAGS[part][i].get(cls, -1):2d}" for i in ids]  # '000005  1', as VOC pads them
+            write(voc / "ImageSets" / "Main" / f"{cls}_{part}.txt", "\n".join(rows) + "\n")
+        make_tar(tmp / "server" / tar, tmp / part)
+    expected = {"classes": ["aeroplane", "chair", "person"],
+                "per_class": {"aeroplane": (2, 1), "chair": (1, 1), "person": (2, 1)}}
+    return serve(load_config("voc2007"), tmp / "server"), expected
+
+
 def _with_its_class_count(fake):
     """A fake holds a few of a dataset's classes: its config's num_classes becomes that number
     (preparation refuses a class count that disagrees with num_classes)."""
@@ -394,9 +520,10 @@ def _with_its_class_count(fake):
 for _name in [n for n in globals() if n.startswith("fake_")]:
     globals()[_name] = _with_its_class_count(globals()[_name])
 FAKES = {name.removeprefix("fake_"): fn for name, fn in globals().items() if name.startswith("fake_")}
-REAL = ["belga_logos", "cub200", "cucumber9", "dtd", "european_flood", "flowers102", "food101", "icassava", "imagenet",
-        "imaterialist2019", "inaturalist2019", "landmarks_v2", "logo2k", "magnetic_tile_defects", "oxford_pets",
-        "places365", "resisc45", "stanford_cars", "uc_merced"]
+REAL = ["belga_logos", "caltech101", "cifar10", "cifar100", "cub200", "cucumber9", "dtd", "european_flood",
+        "fgvc_aircraft", "flowers102", "food101", "icassava", "imagenet", "imaterialist2019", "inaturalist2019",
+        "landmarks_v2", "logo2k", "magnetic_tile_defects", "oxford_pets", "places365", "resisc45", "stanford_cars",
+        "sun397", "uc_merced", "voc2007"]
 
 
 def run_prepare(cfg: dict, tmp: Path, **options) -> Path:
@@ -846,3 +973,70 @@ def test_provides_takes_alternatives_and_glob_patterns(tmp_path):
     assert provided(tmp_path, "ILSVRC2012_devkit_t12 | val/n*") == tmp_path / "val" / "n01440764"
     assert provided(tmp_path, "val/n01440764/a.JPEG") == tmp_path / "val" / "n01440764" / "a.JPEG"
     assert provided(tmp_path, "ILSVRC2012_devkit_t12 | train/n*") is None and provided(tmp_path, None) is None
+
+
+# ---------------------------------------------------------------- the standard benchmark's targets (LogME / SFDA)
+
+
+def test_voc2007_labels_an_image_by_the_first_voc_class_it_holds_as_sfda_does(tmp_path):
+    cfg, expected = fake_voc2007(tmp_path)
+    out = run_prepare(cfg, tmp_path)
+    assert _labels_by_source(out) == {"000005": "chair", "000007": "person", "000009": "aeroplane", "000012": "person",
+                                      "000016": "aeroplane", "000001": "person", "000002": "chair", "000004": "aeroplane"}
+    stats = json.loads((out / "stats.json").read_text())
+    assert (stats["images_with_several_classes"], stats["images_without_positive_class"]) == (2, ["000016"])
+    cfg["options"]["without_positive"] = "drop"  # the image with only a difficult object is left out, and reported
+    stats = check_layout(run_prepare(cfg, tmp_path / "drop"), expected["classes"],
+                         {**expected["per_class"], "aeroplane": (1, 1)})
+    assert [f["path"].rsplit("/", 1)[1] for f in stats["dropped"]["files"]] == ["000016.jpg"]
+    cfg["options"]["without_positive"] = "person"
+    with pytest.raises(DataPrepError, match=r"options.without_positive='person' is not one of \['first_class', 'drop'\]"):
+        run_prepare(cfg, tmp_path / "bad")
+
+
+def test_caltech101_trains_on_a_fixed_number_per_class_and_can_leave_out_the_background(tmp_path):
+    cfg, _ = fake_caltech101(tmp_path)
+    cfg["options"]["class_glob"] = "[!B]*"  # torchvision's 101 classes: every folder but BACKGROUND_Google
+    cfg["num_classes"] = 2
+    check_layout(run_prepare(cfg, tmp_path), ["Faces_easy", "accordion"], {"Faces_easy": (3, 2), "accordion": (3, 2)})
+    assert (tmp_path / "raw" / "101_ObjectCategories" / "BACKGROUND_Google").is_dir()  # the inner archive was unpacked
+    samples = [Sample(Path(f"/x/{c}/{i}.jpg"), c, "all") for c in "ab" for i in range(6)]
+    train = lambda split: {str(s.path) for s, p in assign_split(samples, split, "toy") if p == "train"}  # noqa: E731
+    first = train({"rule": "stratified", "train_per_class": 4, "seed": 0})
+    assert len(first) == 8 and first == train({"rule": "stratified", "train_per_class": 4, "seed": 0}) \
+        != train({"rule": "stratified", "train_per_class": 4, "seed": 1})
+    with pytest.raises(DataPrepError, match=r"class 'a' has 6 images, not more than split.train_per_class=6"):
+        assign_split(samples, {"rule": "stratified", "train_per_class": 6}, "toy")
+    with pytest.raises(DataPrepError, match="exactly one of split.test_fraction, split.test_per_class and split.train_per_class"):
+        assign_split(samples, {"rule": "stratified", "train_per_class": 4, "test_fraction": 0.2}, "toy")
+
+
+def test_cifar_batches_keep_both_images_of_a_repeated_file_name_and_name_a_missing_key(tmp_path):
+    cfg, _ = fake_cifar10(tmp_path)
+    out = run_prepare(cfg, tmp_path)
+    decoded = sorted(p.name for p in (tmp_path / "raw" / "decoded" / "train" / "automobile").iterdir())
+    assert decoded == ["img_3_1.png", "img_4_0.png", "twice_s_000001-data_batch_1-00001.png", "twice_s_000001.png"]
+    train = [r["path"] for r in read_manifest(out) if r["split"] == "train"]
+    assert len(set(train)) == len(train) == 10
+    cfg, _ = fake_cifar100(tmp_path / "c100")
+    cfg["options"]["labels_key"] = "labels"  # CIFAR-10's key: CIFAR-100 has fine_labels and coarse_labels
+    with pytest.raises(DataPrepError, match=r"cifar-100-python/train has no key 'labels' \(options.labels_key\); its "
+                                            r"keys are \['batch_label', 'coarse_labels', 'data', 'filenames', 'fine_labels'\]"):
+        run_prepare(cfg, tmp_path / "c100")
+
+
+def test_sun397_reads_the_partition_asked_for_and_fgvc_names_a_class_it_does_not_know(tmp_path):
+    cfg, expected = fake_sun397(tmp_path)
+    cfg["options"]["partition"] = 2  # Training_02 / Testing_02 list other images
+    out = run_prepare(cfg, tmp_path)
+    check_layout(out, expected["classes"], {c: (2, 3) for c in expected["classes"]})
+    assert json.loads((out / "stats.json").read_text())["partition"] == 2
+    cfg["options"]["partition"] = 11
+    with pytest.raises(DataPrepError, match="options.partition=11 is not one of SUN397's partitions 1..10"):
+        run_prepare(cfg, tmp_path / "bad")
+    cfg, _ = fake_fgvc_aircraft(tmp_path / "fgvc")
+    run_prepare(cfg, tmp_path / "fgvc")
+    listing = tmp_path / "fgvc" / "raw" / "fgvc-aircraft-2013b" / "data" / "images_variant_test.txt"
+    write(listing, listing.read_text() + "1999999 747-400\n")
+    with pytest.raises(DataPrepError, match=r"images_variant_test.txt line 4: class '747-400' is not in variants.txt"):
+        run_prepare(cfg, tmp_path / "fgvc")
