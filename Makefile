@@ -45,7 +45,13 @@ rehearsal: $(STAMP)
 
 # rank a zoo of experts for a folder of class sub-folders, training nothing (selection/rank.py):
 #   make rank IMAGES=path/to/folder ZOO=configs/zoo/logme_imagenet.yaml [RANK_ARGS="bootstrap=200 top_k=5"]
+# then fine-tune only the top k on a held-out split of the folder (rules/rank.smk, a Snakemake checkpoint):
+#   make rank IMAGES=... ZOO=... FINETUNE_TOP=3 [FINETUNE_ARGS="holdout=0.2 preset=paper"]
 .PHONY: rank
 rank: $(STAMP)
 	@test -n "$(IMAGES)" -a -n "$(ZOO)" || { echo "make rank: give IMAGES=<folder of class folders> and ZOO=<zoo file>"; exit 2; }
+ifeq ($(FINETUNE_TOP),)
 	$(PY) -m selection.rank 'images=$(IMAGES)' 'zoo_file=$(ZOO)' $(RANK_ARGS)
+else
+	$(VENV)/bin/snakemake -s rules/rank.smk --cores all --config 'images=$(IMAGES)' 'zoo=$(ZOO)' 'top=$(FINETUNE_TOP)' $(FINETUNE_ARGS)
+endif

@@ -2,7 +2,8 @@
 SFDA / ETran / NCTI's 11 ImageNet models x 11 targets), with nothing fine-tuned here.
 
 The benchmark's `ground_truth` CSV (`pipeline.benchmark.read_ground_truth`: model, target, accuracy,
-source) gives each zoo expert's fine-tuning accuracy on each target; every score of every expert is
+source, optionally shots) gives each zoo expert's fine-tuning accuracy on each target, or, with
+`ground_truth: finetune`, the zoo's fine-tuning records of this run do (the best accuracy over the lrs); every score of every expert is
 joined to it, and each method is evaluated per target by weighted Kendall tau (the papers' metric:
 LogME Sec. 5, SFDA Sec. 4.1, both `scipy.stats.weightedtau` on (accuracy, score)) beside Kendall,
 Pearson and Spearman. The benchmark's `published_scores` CSV (method, target, weighted_tau, source)
@@ -15,8 +16,8 @@ import pandas as pd
 
 from analysis.plotting import save_figure
 from analysis.protocols import correlations
-from analysis.tables import AnalysisError, load_record, scores_table
-from pipeline.benchmark import BenchmarkError, read_ground_truth, read_published_scores
+from analysis.tables import AnalysisError, best_finetune, finetune_table, load_record, scores_table
+from pipeline.benchmark import FINETUNE_GROUND_TRUTH, BenchmarkError, read_ground_truth, read_published_scores
 
 GROUND_TRUTH_SCORE_COLUMNS = ["expert", "target", "shots", "probe", "method", "score", "accuracy", "accuracy_source"]
 EVAL_COLUMNS = ["method", "target", "shots", "probe", "weighted_tau", "kendall", "pearson", "spearman", "n_experts"]
@@ -37,13 +38,18 @@ def ground_truth_scores(ctx) -> pd.DataFrame:
     misses an (expert, target) pair that has scores."""
     scores = scores_table(ctx.records.get("scores", []))
     experts, targets = sorted(scores["expert"].unique()), sorted(scores["target"].unique())
-    try:
-        truth = read_ground_truth(_record(ctx, "ground_truth"), experts, targets)
-    except BenchmarkError as err:
-        raise AnalysisError(str(err)) from None
-    truth = truth.rename(columns={"model": "expert", "source": "accuracy_source"})
+    if _record(ctx, "ground_truth") == FINETUNE_GROUND_TRUTH:
+        truth = best_finetune(finetune_table(ctx.records.get("finetune", []))).rename(
+            columns={"test_accuracy": "accuracy"}).assign(
+            accuracy_source="fine-tuned in this run: the best test accuracy over the learning rates")
+    else:
+        try:
+            truth = read_ground_truth(_record(ctx, "ground_truth"), experts, targets, sorted(scores["shots"].unique()))
+        except BenchmarkError as err:
+            raise AnalysisError(str(err)) from None
+        truth = truth.rename(columns={"model": "expert", "source": "accuracy_source"})
     scores = scores.assign(probe=scores["probe"].fillna(ctx.probe_set))
-    return scores.merge(truth, on=["expert", "target"], how="left")[GROUND_TRUTH_SCORE_COLUMNS]
+    return scores.merge(truth, on=["expert", "target", "shots"], how="left")[GROUND_TRUTH_SCORE_COLUMNS]
 
 
 def _evaluate(group: pd.DataFrame, method: str, experts: int) -> dict:

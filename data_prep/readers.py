@@ -121,8 +121,10 @@ class ImageFiles(Dataset):
                           self.train_transform, self.image_size, self.resize, self._own)
 
     def augmented(self, train_transform: bool = True) -> "ImageFiles":
-        """The same images with the training (True) or the evaluation (False) transform."""
-        return ImageFiles(self.root, self.paths, self.labels, self._num_classes, train_transform, self.image_size, self.resize)
+        """The same images with the training (True) or the evaluation (False) transform; an expert's own
+        transform stays (the caller gave its training or its evaluation one)."""
+        return ImageFiles(self.root, self.paths, self.labels, self._num_classes, train_transform, self.image_size,
+                          self.resize, self._own)
 
     @property
     def num_classes(self) -> int:
@@ -197,9 +199,10 @@ class PreparedDataset:
         """Probe set name -> its images' indices into `split("train")`, in the probe set's order."""
         return {name: np.asarray(index, dtype=np.int64) for name, index in self._indices("probe", shots).items()}
 
-    def train(self, shots: str = "full") -> ImageArrays | ImageFiles:
-        """The training data of one shot setting (augmented when read from files)."""
-        return self.split("train", train_transform=True).subset(self._indices("train", shots))
+    def train(self, shots: str = "full", transform=None) -> ImageArrays | ImageFiles:
+        """The training data of one shot setting (augmented when read from files; `transform`: an expert's own
+        training transform instead)."""
+        return self.split("train", train_transform=True, transform=transform).subset(self._indices("train", shots))
 
     def probe_set(self, shots: str, probe: str, transform=None) -> ImageArrays | ImageFiles:
         """A selection probe set of one shot setting (drawn from that setting's training data; not augmented);
@@ -210,5 +213,5 @@ class PreparedDataset:
             raise DataPrepError(f"{self.root}: no probe set {probe!r} for shots={shots!r}; prepared: {sorted(probes)}")
         return self.split("train", transform=transform).subset(probes[probe])
 
-    def test(self) -> ImageArrays | ImageFiles:
-        return self.split("test")
+    def test(self, transform=None) -> ImageArrays | ImageFiles:
+        return self.split("test", transform=transform)

@@ -27,7 +27,10 @@ class ThetaFConfig:
 class FinetuneConfig:
     train: TrainConfig = MISSING
     expert: str = MISSING
-    expert_path: str = MISSING
+    # a checkpoint of this pipeline, or "" with `zoo_file`: the expert named `expert` of that zoo file
+    # (zoo_training/zoo.py), fine-tuned at its own input size and statistics
+    expert_path: str = ""
+    zoo_file: str = ""
     # prepared target datasets: {data_root}/{target}
     data_root: str = MISSING
     targets: List[str] = MISSING

@@ -76,11 +76,23 @@ class FinetuneError(UserError):
     """A fine-tuning request that cannot run (a grid point or file that does not exist)."""
 
 
+def load_finetuned_expert(cfg):
+    """(network, (evaluation transform, training transform)): a zoo file's expert with its own preprocessing
+    (zoo_training.zoo), or a checkpoint of this pipeline with the target's (None, None)."""
+    if cfg.zoo_file:
+        from zoo_training.zoo import zoo_expert
+
+        loaded = zoo_expert(cfg.zoo_file, cfg.expert)
+        return loaded.model, (loaded.transform, loaded.preprocessing.train_transform())
+    return load_expert(cfg.expert_path)[0], (None, None)
+
+
 def finetune_expert(cfg) -> list[dict]:
     """Fine-tune `cfg.expert` on every (target, shots, lr) of the grid; rows {expert, target, shots, lr,
     test_accuracy (%), seconds}. Each lr of `cfg.lrs` runs the recipe `cfg.train` (Deshpande Sec. 4.2).
     Raises FinetuneError for a missing expert or a Fig. 8 point off the grid."""
-    require_path(cfg.expert_path, "expert_path", FinetuneError)
+    if not cfg.zoo_file:
+        require_path(cfg.expert_path, "expert_path", FinetuneError)
     set_determinism(cfg.threads)
     runtime = runtime_from_env(cfg.runtime.device, cfg.runtime.bf16, cfg.runtime.channels_last, cfg.runtime.workers)
     out = Path(cfg.out)
@@ -95,7 +107,7 @@ def finetune_expert(cfg) -> list[dict]:
             raise FinetuneError(f"theta_f names {theta_point}, which is not a point of this expert's grid "
                                 f"(or theta_f_out / theta_f.probe_set is unset); choose a target, shots and lr "
                                 f"that it fine-tunes")
-    rows, began, datasets, expert = [], time.perf_counter(), {}, None
+    rows, began, datasets, expert, transforms = [], time.perf_counter(), {}, None, (None, None)
     for i, (target, shots, lr) in enumerate(points, 1):
         redo_theta = theta_point == (target, shots, lr) and not Path(cfg.theta_f_out).exists()
         if (target, shots, lr) in done and not redo_theta:
@@ -105,7 +117,7 @@ def finetune_expert(cfg) -> list[dict]:
             datasets[target] = PreparedDataset(Path(cfg.data_root) / target)
         data = datasets[target]
         if expert is None:  # built once: timm builds ResNet-101 / DenseNet-169 in ~1.5 s on a CPU
-            expert, _ = load_expert(cfg.expert_path)
+            expert, transforms = load_finetuned_expert(cfg)
             pristine = backbone_state(expert)
         # every run starts from the expert as loaded: its weights are restored in place (a deepcopy of the
         # module tree was ~10% of a rehearsal fine-tuning job)
@@ -113,7 +125,7 @@ def finetune_expert(cfg) -> list[dict]:
         schedule, snapshots = schedule_from(cfg.train, lr), None
         if theta_point == (target, shots, lr):
             snapshots = ThetaFSnapshots(data, shots, cfg.theta_f.probe_set, [round(f * schedule.epochs) for f in cfg.theta_f.fractions], runtime)
-        result = fit(model, data.train(shots), schedule, seed=cfg.seed, test=data.test(),
+        result = fit(model, data.train(shots, transforms[1]), schedule, seed=cfg.seed, test=data.test(transforms[0]),
                      name=f"{cfg.expert}->{target}/{shots}/lr={lr}", runtime=runtime, epoch_hook=snapshots)
         if snapshots is not None:
             snapshots.save(Path(cfg.theta_f_out), cfg.expert, target, shots, lr)

@@ -136,8 +136,9 @@ def _check_zoo(config: dict) -> None:
     """A zoo benchmark (`zoo`) scores experts trained elsewhere against a shipped `ground_truth` (the field's
     standard benchmark: LogME / SFDA's 11 ImageNet models x 11 targets): the zoo file parses (entries,
     names, files; no model loads: zoo_training.zoo.read_zoo) and the ground truth has an accuracy for
-    every expert on every target. Fine-tuning a zoo, and a zoo beside experts trained here, are not part
-    of the DAG yet: said here, before any job runs."""
+    every expert on every target and shot setting, or is `finetune` (FINETUNE_GROUND_TRUTH: the zoo is
+    fine-tuned here with the preset's grid). A zoo beside experts trained here is not part of the DAG yet:
+    said here, before any job runs."""
     zoo, truth, published = config["zoo"], config["ground_truth"], config["published_scores"]
     if not zoo:
         if config["probe_sets"]["per_class"] is None:
@@ -152,20 +153,23 @@ def _check_zoo(config: dict) -> None:
         raise BenchmarkError("zoo: a zoo benchmark scores the zoo file's experts only; drop `sources`, `multidomain` "
                              "and `theta_f` (experts trained here beside a zoo are not supported yet)")
     if not truth:
-        raise BenchmarkError("ground_truth: a zoo benchmark needs the fine-tuning accuracies of its experts (a CSV "
-                             "with columns model, target, accuracy, source), e.g. report/published/standard_finetune.csv")
+        raise BenchmarkError("ground_truth: a zoo benchmark needs the fine-tuning accuracies of its experts: a CSV "
+                             "with columns model, target, accuracy, source (e.g. report/published/standard_finetune.csv), "
+                             f"or {FINETUNE_GROUND_TRUTH!r} to fine-tune the zoo here")
     from zoo_training.zoo import ZooError, read_zoo
 
     try:
         names = [e.name for e in read_zoo(zoo)]
     except ZooError as err:
         raise BenchmarkError(f"zoo: {err}") from None
-    read_ground_truth(truth, names, config["targets"])
+    if truth != FINETUNE_GROUND_TRUTH:
+        read_ground_truth(truth, names, config["targets"], config["shots"])
     if published:
         read_published_scores(published)
 
 
 GROUND_TRUTH_COLUMNS = ("model", "target", "accuracy", "source")
+FINETUNE_GROUND_TRUTH = "finetune"  # a zoo benchmark's `ground_truth` that fine-tunes the zoo here
 PUBLISHED_COLUMNS = ("method", "target", "weighted_tau", "source")
 
 
@@ -181,27 +185,31 @@ def _read_csv(path: str, key: str, columns: tuple[str, ...]):
     return table
 
 
-def read_ground_truth(path: str, experts: list[str], targets: list[str]):
-    """The ground-truth CSV (GROUND_TRUTH_COLUMNS; `model` names a zoo expert, `accuracy` in %, higher =
-    better, `source` where the number comes from) restricted to `experts` x `targets`, as a DataFrame.
-    Raises BenchmarkError naming a missing column, a duplicate pair, a non-numeric accuracy, or the
-    first (expert, target) pair without an accuracy."""
+def read_ground_truth(path: str, experts: list[str], targets: list[str], shots=("full",)):
+    """The ground-truth CSV (GROUND_TRUTH_COLUMNS, optionally `shots`, default "full"; `model` names a zoo
+    expert, `accuracy` in %, higher = better, `source` where the number comes from) restricted to
+    `experts` x `targets` x `shots`, as a DataFrame with a `shots` column. Raises BenchmarkError naming a
+    missing column, a repeated row, a non-numeric accuracy, or the first point without an accuracy."""
     import pandas as pd
 
     table = _read_csv(path, "ground_truth", GROUND_TRUTH_COLUMNS)
+    table["shots"] = table["shots"].astype(str) if "shots" in table else "full"
     table["accuracy"] = pd.to_numeric(table["accuracy"], errors="coerce")
-    table = table[table["model"].isin(experts) & table["target"].isin(targets)]
+    table = table[table["model"].isin(experts) & table["target"].isin(targets) & table["shots"].isin(shots)]
     if table["accuracy"].isna().any():
         row = table[table["accuracy"].isna()].iloc[0]
         raise BenchmarkError(f"ground_truth: {path}: the accuracy of {row['model']} on {row['target']} is not a number")
-    if table.duplicated(["model", "target"]).any():
-        row = table[table.duplicated(["model", "target"])].iloc[0]
-        raise BenchmarkError(f"ground_truth: {path} lists {row['model']} on {row['target']} twice")
-    have = set(zip(table["model"], table["target"]))
-    missing = [(e, t) for t in targets for e in experts if (e, t) not in have]
+    keys = ["model", "target", "shots"]
+    if table.duplicated(keys).any():
+        row = table[table.duplicated(keys)].iloc[0]
+        raise BenchmarkError(f"ground_truth: {path} lists {row['model']} on {row['target']} ({row['shots']}) twice")
+    have = set(zip(*(table[k] for k in keys)))
+    missing = [(e, t, s) for s in shots for t in targets for e in experts if (e, t, s) not in have]
     if missing:
-        raise BenchmarkError(f"ground_truth: {path} has no accuracy for {len(missing)} (expert, target) pair(s) of this "
-                             f"benchmark, e.g. {missing[0][0]} on {missing[0][1]}")
+        e, t, s = missing[0]
+        raise BenchmarkError(f"ground_truth: {path} has no accuracy for {len(missing)} (expert, target, shots) point(s) "
+                             f"of this benchmark, e.g. {e} on {t} ({s}; a CSV without a `shots` column is the full "
+                             "setting)")
     return table.reset_index(drop=True)
 
 

@@ -94,7 +94,8 @@ rule ground_truth:
     method and target, as LogME and SFDA evaluate), beside the published correlations; nothing fine-tuned."""
     input:
         scores=[LAYOUT.record("scores", e) for e in EXPERTS],
-        ground_truth=config["ground_truth"] or [],
+        finetune=[LAYOUT.record("finetune", e) for e in EXPERTS] if FINETUNE_ZOO else [],
+        ground_truth=[] if FINETUNE_ZOO else config["ground_truth"] or [],
         published=config["published_scores"] or [],
     output:
         step_outputs("ground_truth"),
@@ -103,6 +104,7 @@ rule ground_truth:
             results_dir=RESULTS,
             probe_set=PROBE_SET,
             score_records=list(input.scores),
+            finetune_records=list(input.finetune) or None,
             ground_truth=config["ground_truth"],
             published_scores=config["published_scores"],
         ),

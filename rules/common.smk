@@ -45,6 +45,8 @@ VARIANTS = MULTIDOMAIN["variants"] if MULTIDOMAIN else []
 # a zoo benchmark: experts trained elsewhere, by their zoo-file names (zoo_training/zoo.py), scored against
 # the benchmark's ground truth; nothing is trained or fine-tuned (pipeline.benchmark._check_zoo)
 ZOO_FILE = config["zoo"]
+# a zoo benchmark fine-tunes its zoo for its ground truth (`ground_truth: finetune`), or reads a CSV
+FINETUNE_ZOO = bool(ZOO_FILE) and config["ground_truth"] == "finetune"
 if ZOO_FILE:
     from zoo_training.zoo import local_files, read_zoo
 
@@ -169,10 +171,11 @@ def multidomain_runtime(wc, gpus, ranks):
 def finetune_runtime(wc, gpus, ranks):
     """Every grid point: the recipe's epochs over the target's training images in that shot setting,
     then its test set."""
-    expert, cfg = Expert.parse(wc.expert), stage_config("finetune")
-    shots = ["full"] if expert.kind == "md" else SHOTS
+    cfg = stage_config("finetune")
+    expert = None if wc.expert in ZOO else Expert.parse(wc.expert)
+    shots = ["full"] if expert and expert.kind == "md" else SHOTS
     points = [(t, s) for t in TARGETS for s in shots if s != "full" or t in FULL_TARGETS]
-    return SITE.runtime_minutes(gpus=gpus, ranks=ranks, arch=ARCHS[expert.arch],
+    return SITE.runtime_minutes(gpus=gpus, ranks=ranks, arch=ARCHS[expert.arch] if expert else "default",
                                 train=len(cfg.lrs) * cfg.train.epochs * sum(train_images(DATASETS[t], s) for t, s in points),
                                 forward=len(cfg.lrs) * sum(held_out_images(DATASETS[t]) for t, _ in points))
 
@@ -226,6 +229,12 @@ def get_zoo_inputs(wc):
     if expert.kind == "init":
         inputs["init"] = LAYOUT.expert_weights(Expert(expert.arch, GENERALIST))
     return inputs
+
+
+def get_finetune_inputs(wc):
+    if wc.expert in ZOO:  # as in selection: its local files; hub caches and URLs are read when the job runs
+        return {"zoo": local_files(ZOO[wc.expert]), "targets": target_splits()}
+    return {"weights": LAYOUT.expert_weights(wc.expert), "targets": target_splits()}
 
 
 def get_selection_inputs(wc):

@@ -12,13 +12,20 @@ and method). Writes into `out` (default results/rank/<folder name>):
 - ranking.png: every method's scores with their intervals, experts in the recommended order;
 - ranking.md: the top-k by the method that agreed best with fine-tuning in this project's own
   benchmark results (`evidence`: mean Spearman over targets of analysis' selection_eval.csv), which
-  results those were, each expert's preprocessing, and what could not be computed and why.
+  results those were, each expert's preprocessing, and what could not be computed and why;
+- recommendation.json: that method and its top-k, for the fine-tuning that may follow.
 Bad input is one line before any model loads.
+
+`make rank ... FINETUNE_TOP=k` runs rules/rank.smk instead: the folder is prepared by data_prep with a
+held-out split (`prepared`: the probe set comes from its training part), then the top k are fine-tuned
+by the finetune stage on the training part and tested on the held-out part, and `step=report` writes
+finetune_top.csv / finetune_top.md beside the ranking.
 """
 from __future__ import annotations
 
 import glob
 import inspect
+import json
 import logging
 import time
 import zlib
@@ -38,8 +45,6 @@ from selection.run import MISSING_INPUT, standardize
 
 log = logging.getLogger("rank")
 
-# what a score's inputs need that an expert (or a folder) may not have
-
 
 class RankError(UserError):
     """A folder or zoo that cannot be ranked (stated before any model loads)."""
@@ -47,7 +52,12 @@ class RankError(UserError):
 
 @dataclass
 class RankConfig:
+    step: str = "rank"             # rank | report (after FINETUNE_TOP's fine-tuning: rules/rank.smk)
     images: str = MISSING          # a folder of class sub-folders: <images>/<class>/<image>
+    # FINETUNE_TOP: the folder as data_prep prepared it (a held-out split); the probe set is its training
+    # part's (at most per_class per class), and the held-out images are never scored
+    prepared: str = ""
+    records: List[str] = field(default_factory=list)  # step=report: the finetune stage's records of the top k
     zoo_file: str = MISSING        # a zoo file (configs/zoo/<name>.yaml; zoo_training.zoo)
     out: str = ""                  # default: results/rank/<folder name>
     methods: List[str] = MISSING   # registered selection scores
@@ -106,6 +116,22 @@ def read_folder(images: str | Path) -> Folder:
     index = {name: i for i, name in enumerate(classes)}
     return Folder(root, classes, [str(s.path.relative_to(root)) for s in listing.samples],
                   np.asarray([index[s.label] for s in listing.samples], dtype=np.int64))
+
+
+def read_prepared(prepared: str | Path, per_class: int) -> tuple[Folder, np.ndarray]:
+    """(the training part of a folder data_prep prepared, as a Folder of its resized images; the indices of
+    its probe set `per_class_<per_class>`, drawn by data_prep from that part only). Raises RankError when
+    it has no such probe set."""
+    from data_prep.readers import PreparedDataset
+    from pipeline.layout import per_class_probe
+
+    data = PreparedDataset(prepared)
+    train = data.split("train")
+    probes = data.probe_indices("full")
+    if per_class_probe(per_class) not in probes:
+        raise RankError(f"prepared={prepared}: no probe set {per_class_probe(per_class)} (prepared: {sorted(probes)}); "
+                        "prepare it with probe_per_class={per_class}")
+    return Folder(Path(prepared), list(data.classes), list(train.paths), train.labels.numpy()), probes[per_class_probe(per_class)]
 
 
 def probe_set(folder: Folder, per_class: int, seed: int) -> np.ndarray:
@@ -308,9 +334,12 @@ def rank(cfg) -> pd.DataFrame:
     folder = read_folder(cfg.images)
     method_table(cfg.methods, {})  # unknown methods: one line, before any image is read
     entries = read_zoo(cfg.zoo_file)
-    index = probe_set(folder, cfg.per_class, cfg.seed)
-    check_images(folder, index)
     out = Path(cfg.out or Path("results") / "rank" / folder.root.resolve().name)
+    if cfg.prepared:
+        folder, index = read_prepared(cfg.prepared, cfg.per_class)
+    else:
+        index = probe_set(folder, cfg.per_class, cfg.seed)
+    check_images(folder, index)
     out.mkdir(parents=True, exist_ok=True)
     import torch
 
@@ -352,14 +381,50 @@ def rank(cfg) -> pd.DataFrame:
     pd.DataFrame(skipped, columns=["expert", "method", "reason"]).to_csv(out / "not_computable.csv", index=False)
     plot(df, order, out / "ranking.png")
     write_markdown(out / "ranking.md", cfg, folder, len(index), df, skipped, method, why, prep)
+    (out / "recommendation.json").write_text(json.dumps({"method": method, "top": order[:cfg.top_k], "why": why},
+                                                        indent=1))
     log.info("top %d by %s: %s; wrote %s", cfg.top_k, method, ", ".join(order[:cfg.top_k]), out / "ranking.md")
+    return df
+
+
+def report_finetuned(cfg) -> pd.DataFrame:
+    """FINETUNE_TOP's report (step=report): each fine-tuned expert of the recommendation (`cfg.records`: the
+    finetune stage's records) with its rank and score by the recommended method and its best test accuracy
+    over the learning rates on the held-out images; finetune_top.csv (expert, rank, method, score, lr,
+    test_accuracy, seconds) and finetune_top.md in `cfg.out`. Raises RankError for a missing record."""
+    from analysis.tables import best_finetune, finetune_table
+
+    out = Path(cfg.out)
+    chosen = json.loads((out / "recommendation.json").read_text())
+    ranking = pd.read_csv(out / "ranking.csv")
+    ranking = ranking[ranking["method"] == chosen["method"]].set_index("expert")
+    tuned = finetune_table(cfg.records)
+    best = best_finetune(tuned).set_index("expert")
+    lr = tuned.loc[tuned.groupby("expert")["test_accuracy"].idxmax()].set_index("expert")["lr"]
+    missing = [e for e in chosen["top"] if e not in best.index]
+    if missing:
+        raise RankError(f"step=report: no fine-tuning record of {missing} among records={list(cfg.records)}")
+    df = pd.DataFrame([{"expert": e, "rank": int(ranking.loc[e, "rank"]), "method": chosen["method"],
+                        "score": ranking.loc[e, "score"], "lr": lr[e], "test_accuracy": best.loc[e, "test_accuracy"],
+                        "seconds": best.loc[e, "seconds"]} for e in chosen["top"]])
+    df.to_csv(out / "finetune_top.csv", index=False)
+    lines = [f"# Fine-tuned: the top {len(df)} by `{chosen['method']}`", "",
+             "Each expert fine-tuned with the recipe of the benchmark's fine-tuning stage (its learning-rate grid; "
+             "the best test accuracy over it) on the folder's training part, tested on its held-out part, which "
+             "the probe set never saw.", "", "| rank | expert | score | best lr | held-out accuracy (%) |",
+             "|---:|---|---:|---:|---:|"]
+    lines += [f"| {r.rank} | {r.expert} | {r.score:.4g} | {r.lr:g} | {r.test_accuracy:.2f} |" for r in df.itertuples()]
+    (out / "finetune_top.md").write_text("\n".join(lines) + "\n")
+    log.info("fine-tuned the top %d: %s", len(df), ", ".join(f"{r.expert} {r.test_accuracy:.1f}%" for r in df.itertuples()))
     return df
 
 
 @hydra.main(version_base="1.3", config_path="../configs", config_name="rank")
 @one_line_errors("rank")
 def main(cfg) -> None:
-    rank(cfg)
+    if cfg.step not in ("rank", "report"):
+        raise RankError(f"step={cfg.step!r} is not one of rank, report")
+    rank(cfg) if cfg.step == "rank" else report_finetuned(cfg)
 
 
 if __name__ == "__main__":

@@ -139,3 +139,43 @@ def test_bootstrap_keeps_each_class_count():
     assert draws.shape == (50, 6)
     assert all(np.array_equal(np.bincount(labels[d], minlength=3), [3, 2, 1]) for d in draws)
     assert np.array_equal(draws, bootstrap_indices(labels, 50, seed=3))
+
+
+def test_finetune_top_fine_tunes_only_the_recommended_experts_on_a_held_out_split(zoo, tmp_path):
+    """`make rank ... FINETUNE_TOP=1` (rules/rank.smk): data_prep holds out 20% of each class, the ranking
+    scores the training part only, and the rank checkpoint's recommendation decides which expert the
+    finetune stage trains; its held-out accuracy is reported beside its rank."""
+    import json
+
+    from conftest import snakemake_cmd
+
+    absolute = _absolute_zoo(zoo, tmp_path)
+    out = tmp_path / "out"
+    done = subprocess.run(snakemake_cmd("-s", "rules/rank.smk", "--cores", "2", "--config", f"images={zoo / 'images'}",
+                                        f"zoo={absolute}", "top=1", "preset=mini", f"out={out}"),
+                          cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    chosen = json.loads((out / "recommendation.json").read_text())
+    tuned = pd.read_csv(out / "finetune_top.csv")
+    assert list(tuned["expert"]) == chosen["top"] and len(chosen["top"]) == 1 and tuned["rank"].tolist() == [1]
+    assert 0.0 <= tuned["test_accuracy"].iloc[0] <= 100.0
+    assert sorted(p.stem for p in (out / "finetune").glob("*.json")) == chosen["top"]  # the other: never trained
+    stats = json.loads((out / "data" / "images" / "stats.json").read_text())
+    assert (stats["train_images"], stats["test_images"]) == (192, 48)  # 24 / 6 of each class's 30
+    assert "probe set: 192 images" in (out / "ranking.md").read_text()
+
+
+def _absolute_zoo(zoo, tmp_path):
+    """The zoo file with absolute checkpoint paths (a relative one is read from the working directory)."""
+    path = tmp_path / "zoo.yaml"
+    path.write_text((zoo / "zoo.yaml").read_text().replace("checkpoint: experts", f"checkpoint: {zoo}/experts"))
+    return path
+
+
+def test_finetune_top_refuses_a_bad_request_in_one_line(zoo, tmp_path):
+    from conftest import snakemake_cmd
+
+    done = subprocess.run(snakemake_cmd("-s", "rules/rank.smk", "-n", "--config", f"images={zoo / 'images'}",
+                                        f"zoo={_absolute_zoo(zoo, tmp_path)}", "top=5"), cwd=ROOT, capture_output=True,
+                          text=True)
+    assert done.returncode != 0 and "make rank: top=5: choose 1 to 2" in done.stderr, done.stderr[-2000:]

@@ -121,22 +121,50 @@ def test_each_zoo_expert_is_scored_with_its_own_preprocessing(zoo_run, monkeypat
         assert cache["gradients"].shape[0] == len(probe)
 
 
-def test_the_standard_benchmark_builds_its_dag_with_no_data_and_no_weights(tmp_path):
+@pytest.mark.parametrize("extra, jobs", [
+    ((), {"data_prep": "11", "selection": "11", "ground_truth": "1", "all": "1", "total": "24"}),
+    # the same zoo fine-tuned here for one's own ground truth
+    (("--config", "ground_truth=finetune"),
+     {"data_prep": "11", "selection": "11", "finetune": "11", "ground_truth": "1", "all": "1", "total": "35"}),
+])
+def test_the_standard_benchmark_builds_its_dag_with_no_data_and_no_weights(tmp_path, extra, jobs):
     """11 torchvision models x 11 targets: data preparation per target, one selection job per model, the
-    ground-truth evaluation; nothing trained or fine-tuned. Its hub cache is empty here."""
+    ground-truth evaluation; nothing trained (nor fine-tuned, with the shipped ground truth). Its hub cache
+    is empty here."""
     env = {**os.environ, "TORCH_HOME": str(tmp_path / "empty"), "HF_HUB_CACHE": str(tmp_path / "empty")}
-    done = subprocess.run(snakemake_cmd("-n", "--quiet", "rules", "--configfile", "configs/benchmark/standard.yaml"),
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    done = subprocess.run(snakemake_cmd("-n", "--quiet", "rules", "--configfile", "configs/benchmark/standard.yaml",
+                                        *extra), cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-3000:]
     counts = dict(line.split()[:2] for line in done.stdout.splitlines() if line.strip()[:1].isalpha()
                   and len(line.split()) == 2 and line.split()[1].isdigit())
-    assert counts == {"data_prep": "11", "selection": "11", "ground_truth": "1", "all": "1", "total": "24"}, done.stdout
+    assert counts == jobs, done.stdout
+
+
+def test_a_zoo_fine_tuned_here_is_its_own_ground_truth(tmp_path):
+    """`ground_truth: finetune`: each expert's best test accuracy over the lrs, per target and shots."""
+    import json
+
+    from analysis.context import Context
+    from analysis.ground_truth import ground_truth_scores
+
+    score_rows = [{"expert": e, "target": "t", "shots": s, "probe": "per_class_25", "method": "logme", "score": v,
+                   "seconds": 0.1, "feature_seconds": 1.0} for e, v in (("a", 1.0), ("b", 2.0)) for s in ("full", "5")]
+    tune_rows = [{"expert": e, "target": "t", "shots": s, "lr": lr, "test_accuracy": acc + (lr == 0.01) * 5,
+                  "seconds": 1.0} for e, acc in (("a", 50.0), ("b", 40.0)) for s in ("full", "5") for lr in (0.01, 0.001)]
+    (tmp_path / "scores.json").write_text(json.dumps({"rows": score_rows}))
+    (tmp_path / "finetune.json").write_text(json.dumps({"rows": tune_rows}))
+    ctx = Context("", 3, "per_class_25", records={"scores": [tmp_path / "scores.json"], "ground_truth": ["finetune"],
+                                                   "finetune": [tmp_path / "finetune.json"]})
+    joined = ground_truth_scores(ctx).set_index(["expert", "shots"])
+    assert joined.loc[("a", "full"), "accuracy"] == 55.0 and joined.loc[("b", "5"), "accuracy"] == 45.0
+    assert joined["accuracy_source"].str.startswith("fine-tuned in this run").all()
 
 
 @pytest.mark.parametrize("changes, message", [
     ({"ground_truth": None}, "ground_truth: a zoo benchmark needs"),
     ({"sources": ["mosaic", "lattice"]}, "drop `sources`"),
     ({"targets": ["mosaic_target", "lattice_target", "novel_target"]}, "no accuracy for 3 .* e.g. tiny on novel_target"),
+    ({"shots": ["full", "5"]}, r"no accuracy for 6 .* \(5; a CSV without a `shots` column is the full setting\)"),
     ({"zoo": "nowhere.yaml"}, "zoo: zoo file nowhere.yaml does not exist"),
 ])
 def test_a_zoo_benchmark_mistake_is_one_line(tmp_path, changes, message):
@@ -165,3 +193,31 @@ def test_an_expert_without_a_finite_score_makes_the_correlation_nan():
     assert ev.loc["ok", "weighted_tau"] == pytest.approx(weightedtau([1.0, 2.0, 3.0], [10.0, 30.0, 20.0]).statistic)
     assert np.isnan(ev.loc["nan", "weighted_tau"]) and ev.loc["nan", "n_experts"] == 2
     assert np.isnan(ev.loc["failed", "kendall"]) and ev.loc["failed", "n_experts"] == 2
+
+
+def test_a_zoo_expert_fine_tunes_at_its_own_input_size(zoo_run, monkeypatch, stage_config):
+    """`python -m finetune zoo_file=... expert=<name>`: the shared engine on the target at the expert's own
+    size and statistics (augmented for training, centre-cropped for the test), one record row per point."""
+    import huggingface_hub.constants
+
+    import finetune.run as run
+
+    tmp, env = zoo_run
+    for key in ("HF_HUB_CACHE", "TORCH_HOME", "HF_HUB_OFFLINE"):
+        monkeypatch.setenv(key, env[key])
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_CACHE", env["HF_HUB_CACHE"])
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", True)
+    seen = []
+
+    def spy(model, data, schedule, test=None, **kwargs):
+        seen.append((data.augmented(True).batch(torch.arange(2))[0].shape, test.augmented(False).batch(torch.arange(2))[0].shape))
+        return real_fit(model, data, schedule, test=test, **kwargs)
+
+    real_fit = run.fit
+    monkeypatch.setattr(run, "fit", spy)
+    cfg = stage_config("finetune", "mini", "expert=tiny", f"zoo_file={tmp / 'zoo.yaml'}",
+                       f"data_root={tmp / 'results' / 'data'}", "targets=[mosaic_target]", "shots=[full]",
+                       "lrs=[0.01]", "train.epochs=1", f"out={tmp / 'finetune_tiny.json'}")
+    [row] = run.finetune_expert(cfg)
+    assert seen == [(torch.Size([2, 3, 160, 160]), torch.Size([2, 3, 160, 160]))]
+    assert row["expert"] == "tiny" and 0.0 <= row["test_accuracy"] <= 100.0

@@ -78,6 +78,15 @@ class Preprocessing:
         return T.Compose([T.Resize(self.resize, interpolation=mode), T.CenterCrop(self.input_size), T.ToTensor(),
                           T.Normalize(self.mean, self.std)])
 
+    def train_transform(self) -> Callable:
+        """Fine-tuning's augmentation at the expert's input size and statistics: torchvision's classification
+        recipe (RandomResizedCrop + horizontal flip), as data_prep.readers.image_transform for the zoo's own."""
+        from torchvision import transforms as T
+
+        mode = T.InterpolationMode(self.interpolation)
+        return T.Compose([T.RandomResizedCrop(self.input_size, interpolation=mode), T.RandomHorizontalFlip(),
+                          T.ToTensor(), T.Normalize(self.mean, self.std)])
+
     def as_dict(self) -> dict[str, Any]:
         return {"input_size": self.input_size, "resize": self.resize, "mean": list(self.mean), "std": list(self.std),
                 "interpolation": self.interpolation}
