@@ -30,6 +30,7 @@ localrules:
     artifacts,
     ground_truth,
     domain_experts,
+    zoo_entry,
 
 
 include: "rules/common.smk"

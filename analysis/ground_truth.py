@@ -44,7 +44,9 @@ def ground_truth_scores(ctx) -> pd.DataFrame:
             accuracy_source="fine-tuned in this run: the best test accuracy over the learning rates")
     else:
         try:
-            truth = read_ground_truth(_record(ctx, "ground_truth"), experts, targets, sorted(scores["shots"].unique()))
+            points = list(scores[["expert", "target", "shots"]].drop_duplicates().itertuples(index=False, name=None))
+            truth = read_ground_truth(_record(ctx, "ground_truth"), experts, targets, sorted(scores["shots"].unique()),
+                                      points)
         except BenchmarkError as err:
             raise AnalysisError(str(err)) from None
         truth = truth.rename(columns={"model": "expert", "source": "accuracy_source"})

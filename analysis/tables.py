@@ -36,19 +36,22 @@ KEYS = ["expert", "target", "shots"]
 # variants with ``as_reference: true``; PARC's heuristic and "+l" as dbolya/parc computes them)
 REFERENCE_PREFIX = "ref_"
 
-# the init column's values, by the kind of pipeline.layout.Expert (the tables keep these names)
+# the init column's values, by the kind of pipeline.layout.Expert (the tables keep these names); "zoo":
+# an expert of a zoo file, trained elsewhere
 INIT = {"scratch": "scratch", "init": "generalist", "md": "multidomain"}
+ZOO = "zoo"
 
 
 def parse_expert(expert: str) -> dict:
     """Split an expert id into arch, source and init (`pipeline.layout.Expert`): ``{arch}-{source}``
     (init "scratch"), ``{arch}-{source}-init`` (from the generalist's weights: "generalist") or
-    ``{arch}-{source}-md`` (a domain of the multi-domain expert: "multidomain"). Raises
-    AnalysisError for an id of another form."""
+    ``{arch}-{source}-md`` (a domain of the multi-domain expert: "multidomain"). Any other id names an
+    expert of the benchmark's zoo file (its names never read as those ids: pipeline.benchmark): arch its
+    own name, source and init "zoo"."""
     try:
         parsed = Expert.parse(expert)
-    except ValueError as err:
-        raise AnalysisError(str(err)) from None
+    except ValueError:
+        return {"arch": str(expert), "source": ZOO, "init": ZOO}
     return {"arch": parsed.arch, "source": parsed.source, "init": INIT[parsed.kind]}
 
 

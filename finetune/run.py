@@ -54,8 +54,8 @@ class ThetaFSnapshots:
     """Penultimate features of one probe set of the target (the paper's: per_class_25), grouped by
     class, at the chosen epochs of one fine-tuning run: the data of Deshpande Fig. 8, Theta_F = F F^T."""
 
-    def __init__(self, data, shots: str, probe_set: str, epochs: list[int], runtime):
-        probe = data.probe_set(shots, probe_set)
+    def __init__(self, data, shots: str, probe_set: str, epochs: list[int], runtime, transform=None):
+        probe = data.probe_set(shots, probe_set, transform=transform)  # an expert's own, if it has one
         order = torch.argsort(probe.labels, stable=True)  # samples grouped by class, as the figure
         self.probe, self.labels = probe.subset(order), probe.labels[order].numpy()
         self.epochs, self.runtime, self.features = sorted(set(epochs)), runtime, {}
@@ -124,7 +124,8 @@ def finetune_expert(cfg) -> list[dict]:
         model = new_head(restore_backbone(expert, pristine), data.num_classes, cfg.seed)
         schedule, snapshots = schedule_from(cfg.train, lr), None
         if theta_point == (target, shots, lr):
-            snapshots = ThetaFSnapshots(data, shots, cfg.theta_f.probe_set, [round(f * schedule.epochs) for f in cfg.theta_f.fractions], runtime)
+            snapshots = ThetaFSnapshots(data, shots, cfg.theta_f.probe_set, [round(f * schedule.epochs) for f in cfg.theta_f.fractions],
+                                        runtime, transforms[0])
         result = fit(model, data.train(shots, transforms[1]), schedule, seed=cfg.seed, test=data.test(transforms[0]),
                      name=f"{cfg.expert}->{target}/{shots}/lr={lr}", runtime=runtime, epoch_hook=snapshots)
         if snapshots is not None:

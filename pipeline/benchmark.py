@@ -89,8 +89,8 @@ def check(config: dict) -> dict:
     """Cross checks a schema cannot express; returns {dataset name: its config}. Raises BenchmarkError."""
     sources, targets, archs = config["sources"], config["targets"], config["architectures"]
     _check_zoo(config)
-    if config["zoo"]:
-        sources = []
+    if config["zoo"] and not sources:
+        pass  # a zoo benchmark: nothing trained here
     elif len(sources) < 2 or not archs or config["generalist"] is None or config["reference_arch"] is None:
         raise BenchmarkError("sources, architectures, generalist, reference_arch: a benchmark trains its experts on at "
                              "least 2 sources with at least one architecture (naming the generalist and the reference "
@@ -133,35 +133,52 @@ def check(config: dict) -> dict:
 
 
 def _check_zoo(config: dict) -> None:
-    """A zoo benchmark (`zoo`) scores experts trained elsewhere against a shipped `ground_truth` (the field's
-    standard benchmark: LogME / SFDA's 11 ImageNet models x 11 targets): the zoo file parses (entries,
-    names, files; no model loads: zoo_training.zoo.read_zoo) and the ground truth has an accuracy for
-    every expert on every target and shot setting, or is `finetune` (FINETUNE_GROUND_TRUTH: the zoo is
-    fine-tuned here with the preset's grid). A zoo beside experts trained here is not part of the DAG yet:
-    said here, before any job runs."""
+    """A `zoo` file's experts (trained elsewhere) join a benchmark in one of two ways, checked here before
+    any job runs (the zoo file parses: entries, names, files; no model loads: zoo_training.zoo.read_zoo):
+
+    - beside the experts trained here (`sources`): fine-tuned and scored like them, evaluated together;
+      their names must not read as a trained expert's id ({arch}-{source}[-init|-md]); no `ground_truth`;
+    - alone (no `sources`, a zoo benchmark; the field's standard benchmark): against a `ground_truth` CSV
+      with an accuracy for every expert on every target and shot setting, or `finetune`
+      (FINETUNE_GROUND_TRUTH: the zoo is fine-tuned here with the preset's grid)."""
     zoo, truth, published = config["zoo"], config["ground_truth"], config["published_scores"]
+    if config["sources"] and config["probe_sets"]["per_class"] is None:
+        raise BenchmarkError("probe_sets.per_class: null (every training image) is for a zoo benchmark; experts "
+                             "trained here also score their source's probe set, which would be every source image")
     if not zoo:
-        if config["probe_sets"]["per_class"] is None:
-            raise BenchmarkError("probe_sets.per_class: null (every training image) is for a zoo benchmark; experts "
-                                 "trained here also score their source's probe set, which would be every source image")
         for key, value in (("ground_truth", truth), ("published_scores", published)):
             if value:
                 raise BenchmarkError(f"{key}: {value!r} is read only with a `zoo` (a benchmark of experts trained "
                                      "elsewhere); experts trained here get their ground truth by fine-tuning")
         return
-    if config["sources"] or config["multidomain"] or config["theta_f"]:
-        raise BenchmarkError("zoo: a zoo benchmark scores the zoo file's experts only; drop `sources`, `multidomain` "
-                             "and `theta_f` (experts trained here beside a zoo are not supported yet)")
-    if not truth:
-        raise BenchmarkError("ground_truth: a zoo benchmark needs the fine-tuning accuracies of its experts: a CSV "
-                             "with columns model, target, accuracy, source (e.g. report/published/standard_finetune.csv), "
-                             f"or {FINETUNE_GROUND_TRUTH!r} to fine-tune the zoo here")
     from zoo_training.zoo import ZooError, read_zoo
 
     try:
         names = [e.name for e in read_zoo(zoo)]
     except ZooError as err:
         raise BenchmarkError(f"zoo: {err}") from None
+    if config["sources"]:
+        from pipeline.layout import Expert
+
+        for key, value in (("ground_truth", truth), ("published_scores", published)):
+            if value:
+                raise BenchmarkError(f"{key}: with `sources` every expert, the zoo's too, gets its ground truth by "
+                                     f"fine-tuning here; drop {key} (or the sources, for a zoo benchmark)")
+        for name in names:
+            try:
+                Expert.parse(name)
+            except ValueError:
+                continue
+            raise BenchmarkError(f"zoo: expert name {name!r} reads as the id of an expert trained here "
+                                 "({arch}-{source}[-init|-md]); rename it in the zoo file (e.g. with '_' or '.')")
+        return
+    if config["multidomain"] or config["theta_f"]:
+        raise BenchmarkError("zoo: a zoo benchmark (no sources) has no multi-domain expert and no Theta_F grid point; "
+                             "drop `multidomain` and `theta_f`")
+    if not truth:
+        raise BenchmarkError("ground_truth: a zoo benchmark needs the fine-tuning accuracies of its experts: a CSV "
+                             "with columns model, target, accuracy, source (e.g. report/published/standard_finetune.csv), "
+                             f"or {FINETUNE_GROUND_TRUTH!r} to fine-tune the zoo here")
     if truth != FINETUNE_GROUND_TRUTH:
         read_ground_truth(truth, names, config["targets"], config["shots"])
     if published:
@@ -185,10 +202,11 @@ def _read_csv(path: str, key: str, columns: tuple[str, ...]):
     return table
 
 
-def read_ground_truth(path: str, experts: list[str], targets: list[str], shots=("full",)):
+def read_ground_truth(path: str, experts: list[str], targets: list[str], shots=("full",), points=None):
     """The ground-truth CSV (GROUND_TRUTH_COLUMNS, optionally `shots`, default "full"; `model` names a zoo
     expert, `accuracy` in %, higher = better, `source` where the number comes from) restricted to
-    `experts` x `targets` x `shots`, as a DataFrame with a `shots` column. Raises BenchmarkError naming a
+    `experts` x `targets` x `shots`, as a DataFrame with a `shots` column. Every (expert, target, shots)
+    of that product, or of `points` when given, needs an accuracy. Raises BenchmarkError naming a
     missing column, a repeated row, a non-numeric accuracy, or the first point without an accuracy."""
     import pandas as pd
 
@@ -204,7 +222,8 @@ def read_ground_truth(path: str, experts: list[str], targets: list[str], shots=(
         row = table[table.duplicated(keys)].iloc[0]
         raise BenchmarkError(f"ground_truth: {path} lists {row['model']} on {row['target']} ({row['shots']}) twice")
     have = set(zip(*(table[k] for k in keys)))
-    missing = [(e, t, s) for s in shots for t in targets for e in experts if (e, t, s) not in have]
+    wanted = points if points is not None else [(e, t, s) for s in shots for t in targets for e in experts]
+    missing = [p for p in wanted if tuple(p) not in have]
     if missing:
         e, t, s = missing[0]
         raise BenchmarkError(f"ground_truth: {path} has no accuracy for {len(missing)} (expert, target, shots) point(s) "

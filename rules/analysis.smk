@@ -117,7 +117,7 @@ rule ground_truth:
         stage_shell("analysis", step="ground_truth")
 
 
-ANALYSIS_OUTPUTS = [rules.ground_truth.output] if ZOO else [
+ANALYSIS_OUTPUTS = [rules.ground_truth.output] if ZOO_BENCHMARK else [
     rules.tables.output,
     rules.evaluate.output,
     rules.figures.output,

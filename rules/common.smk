@@ -42,18 +42,21 @@ PROBE_SET = per_class_probe(PROBES["per_class"])
 SINGLE_DOMAIN_EXPERTS = zoo_experts(ARCHS, SOURCES, GENERALIST)
 DOMAIN_EXPERTS = domain_experts(MULTIDOMAIN["arch"], SOURCES) if MULTIDOMAIN else []
 VARIANTS = MULTIDOMAIN["variants"] if MULTIDOMAIN else []
-# a zoo benchmark: experts trained elsewhere, by their zoo-file names (zoo_training/zoo.py), scored against
-# the benchmark's ground truth; nothing is trained or fine-tuned (pipeline.benchmark._check_zoo)
+# experts trained elsewhere, by their zoo-file names (zoo_training/zoo.py; pipeline.benchmark._check_zoo):
+# beside the experts trained here they are fine-tuned and scored like them; alone (no sources: a zoo
+# benchmark) they are scored against the benchmark's ground truth, a CSV or, with `ground_truth:
+# finetune`, their fine-tuning here
 ZOO_FILE = config["zoo"]
-# a zoo benchmark fine-tunes its zoo for its ground truth (`ground_truth: finetune`), or reads a CSV
-FINETUNE_ZOO = bool(ZOO_FILE) and config["ground_truth"] == "finetune"
 if ZOO_FILE:
     from zoo_training.zoo import local_files, read_zoo
 
     ZOO = {e.name: e for e in read_zoo(ZOO_FILE)}
 else:
     ZOO = {}
-EXPERTS = SINGLE_DOMAIN_EXPERTS + DOMAIN_EXPERTS + list(ZOO)
+ZOO_BENCHMARK = bool(ZOO) and not SOURCES
+FINETUNE_ZOO = bool(ZOO) and (bool(SOURCES) or config["ground_truth"] == "finetune")
+TRAINED_EXPERTS = SINGLE_DOMAIN_EXPERTS + DOMAIN_EXPERTS
+EXPERTS = TRAINED_EXPERTS + list(ZOO)
 # the expert every gain is measured against (the paper's ResNet-101 ImageNet expert); none in a zoo benchmark
 REFERENCE_EXPERT = str(Expert(config["reference_arch"], GENERALIST)) if SOURCES else None
 # RSA/DDS's probe networks (the first is plain rsa / dds's) and those some method reads (decided once)
@@ -212,11 +215,10 @@ def target_splits():
     return [LAYOUT.splits(t) for t in TARGETS]
 
 
-def expert_caches(expert):
-    """Its caches of every probe set and of its source, but in a zoo benchmark (whose experts all come from
-    the zoo file and have no source data here). `expert` is a wildcard pattern: the choice is per benchmark."""
+def expert_caches(expert, source=True):
+    """Its caches of every probe set and, with `source`, of its source images (a zoo expert has none here)."""
     caches = [LAYOUT.feature_cache(expert, t, s, p) for t in TARGETS for s in SHOTS for p in target_probe_sets(s)]
-    return caches + ([] if ZOO else [LAYOUT.source_cache(expert)])
+    return caches + ([LAYOUT.source_cache(expert)] if source else [])
 
 
 def probe_model_caches(network, target):
@@ -258,7 +260,7 @@ from analysis.published import is_paper_zoo
 
 # which conditional outputs this benchmark has; the published numbers only on the paper's zoo
 ANALYSIS_CONDITIONS = dict(multidomain=bool(MULTIDOMAIN), theta_f=bool(THETA_F), paper=is_paper_zoo(SOURCES, ARCHS),
-                           zoo=bool(ZOO))
+                           zoo=ZOO_BENCHMARK)
 # top-k has one owner, the analysis stage's config (with the benchmark's preset); the report's
 # captions are written from the registry with it and the paper's probe set
 TOP_K = compose("analysis", PRESET, config_dirs=config["config_dirs"]).top_k

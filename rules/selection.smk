@@ -8,6 +8,8 @@ rule selection:
     output:
         caches=expert_caches("{expert}"),
         record=LAYOUT.record("scores", "{expert}"),
+    wildcard_constraints:
+        expert="|".join(map(re.escape, TRAINED_EXPERTS)) or NEVER,
     params:
         identity=lambda wc, input, output, threads: identity(
             expert=wc.expert,
@@ -38,6 +40,15 @@ rule selection:
         LAYOUT.benchmark("selection", "{expert}")
     shell:
         stage_shell("selection", launcher=True)
+
+
+# an expert of the zoo file: the same job, but it has no source images here (Domain Similarity: not computable)
+use rule selection as selection_zoo with:
+    output:
+        caches=expert_caches("{expert}", source=False),
+        record=LAYOUT.record("scores", "{expert}"),
+    wildcard_constraints:
+        expert="|".join(map(re.escape, ZOO)) or NEVER,
 
 
 rule probe_model:

@@ -82,3 +82,20 @@ if MULTIDOMAIN:
             LAYOUT.benchmark("domain_experts")
         shell:
             stage_shell("multidomain", step="domain_experts")
+
+
+rule zoo_entry:
+    """An expert of the zoo file beside the experts trained here: its metrics (parameters, depth, input size,
+    GMACs; source and init "zoo"), nothing trained. It is fine-tuned and scored like the others."""
+    input:
+        lambda wc: local_files(ZOO[wc.expert]),
+    output:
+        metrics=LAYOUT.expert_metrics("{expert}"),
+    wildcard_constraints:
+        expert="|".join(map(re.escape, ZOO)) or NEVER,
+    params:
+        out_dir=lambda wc: LAYOUT.expert_dir(wc.expert),
+    log:
+        LAYOUT.log("zoo_training", "{expert}"),
+    shell:
+        f"python -m zoo_training.zoo '{ZOO_FILE}' '{{wildcards.expert}}' '{{params.out_dir}}' > {{log}} 2>&1"

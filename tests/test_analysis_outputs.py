@@ -117,8 +117,8 @@ def _records(root: Path) -> dict:
     rng = np.random.default_rng(0)
     np.savez(theta, labels=np.repeat([0, 1], 3), epochs=np.array([0, 5]), features=rng.normal(size=(2, 6, 4)),
              expert=GEN, target="t1", shots="full", lr=0.01)
-    # a ground truth of every expert on every target (its best full-setting accuracy) and published taus
-    best = t["finetune"][t["finetune"]["shots"] == "full"].groupby(["expert", "target"])["test_accuracy"].max()
+    # a ground truth of every expert on every target and shots it was fine-tuned on, and published taus
+    best = t["finetune"].groupby(["expert", "target", "shots"])["test_accuracy"].max()
     truth = root / "ground_truth.csv"
     best.rename("accuracy").reset_index().rename(columns={"expert": "model"}).assign(source="fixture").to_csv(truth, index=False)
     published = root / "published.csv"

@@ -1,9 +1,12 @@
 """The whole DAG, end to end, on a smaller cut of the mini benchmark with the smoke preset (2 epochs,
-2 lrs; fine-tuning and selection of two experts run twice: determinism), with one target a user added by config outside the repository: a
-folder of class sub-folders of image files and its dataset config in the benchmark's config_dirs."""
+2 lrs; fine-tuning and selection of two experts run twice: determinism), with one target a user added by
+config outside the repository (a folder of class sub-folders of image files and its dataset config in the
+benchmark's config_dirs) and one expert trained elsewhere (a zoo file's `checkpoint:` entry: a mini ResNet
+with its own preprocessing, saved here) beside the experts trained here (the hub kinds: tests/test_zoo*.py)."""
 import shutil
 import subprocess
 
+import numpy as np
 import pandas as pd
 import pytest
 import yaml
@@ -24,6 +27,7 @@ TINY = {
                   "methods": MINI["selection"]["methods"] + ["class_margin"]},
     "multidomain": {**MINI["multidomain"], "variants": ["multi_bn"]},
 }
+ZOO_EXPERT = "lab_resnet"  # an expert trained elsewhere, by its zoo-file name
 TABLES = ["zoo_accuracy", "finetune", "scores", "targets", "selection_eval", "compute_cost", "regret",
           "parc_protocol", "probe_size_ablation", "gr_table2", "recommendations"]
 FIGURES = ["fig2_finetune_error", "fig4_top3_gain", "fig6a_trials_to_best", "fig6b_spearman", "fig8_theta_f"]
@@ -49,13 +53,26 @@ def user_configs(tmp_path_factory):
     configs = tmp_path_factory.mktemp("user_configs")
     (configs / "dataset").mkdir()
     (configs / "dataset" / "e2e_user_folder.yaml").write_text(yaml.safe_dump(config))
+    import torch
+
+    from zoo_training.architectures import build_model
+    from zoo_training.experts import save_expert
+
+    arch = yaml.safe_load((ROOT / "configs/arch/resnet_mini.yaml").read_text())
+    torch.manual_seed(7)
+    model = build_model("resnet", 5, kwargs=arch["kwargs"])  # a lab's own network on its own 5 classes
+    save_expert(configs / "lab" / "model.pt", model, arch, 5, expert=ZOO_EXPERT, source="lab_data",
+                preprocessing={"input_size": 32, "resize": 36, "mean": [0.5] * 3, "std": [0.25] * 3,
+                               "interpolation": "bilinear"}, classes=[f"c{i}" for i in range(5)])
+    (configs / "zoo.yaml").write_text(yaml.safe_dump({"experts": [{"name": ZOO_EXPERT, "checkpoint": str(configs / "lab")}]}))
     return configs
 
 
 def run_pipeline(workdir, config_dir, *extra):
     results = workdir / "results"
     config = workdir / "tiny.yaml"
-    config.write_text(yaml.safe_dump({**TINY, "results": str(results), "config_dirs": [str(config_dir)]}))
+    config.write_text(yaml.safe_dump({**TINY, "results": str(results), "config_dirs": [str(config_dir)],
+                                      "zoo": str(config_dir / "zoo.yaml")}))
     # targets (in extra) first: --configfile takes every word after it
     cmd = snakemake_cmd(*extra, "--cores", "2", "--configfile", str(config))
     return subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900), results
@@ -83,7 +100,7 @@ def test_pipeline_writes_every_table_and_figure(first_run):
         assert (first_run / "figures" / f"{name}.csv").exists()
     finetune = pd.read_csv(first_run / "tables/finetune.csv", dtype={"shots": str})
     domains = finetune["expert"].str.endswith("-md")
-    assert len(finetune[~domains]) == 6 * 3 * 2 * 2  # experts x targets x shots x lrs
+    assert len(finetune[~domains]) == 7 * 3 * 2 * 2  # experts (6 trained here, 1 from the zoo) x targets x shots x lrs
     assert len(finetune[domains]) == 2 * 3 * 1 * 2  # the 2 domains of the Multi-BN expert: full targets only
     assert (first_run / "tables/multidomain_accuracy.csv").exists()
     assert (first_run / "tables/selection_eval_multidomain.csv").exists()
@@ -97,7 +114,15 @@ def test_pipeline_writes_every_table_and_figure(first_run):
     evaluation = pd.read_csv(first_run / "tables/selection_eval.csv", dtype={"shots": str})
     assert methods | {"task_agnostic"} <= set(evaluation["method"])
     assert len(evaluation) == evaluation["method"].nunique() * 3 * 2  # one row per method x target x shots
-    assert evaluation["trials_to_best"].between(1, 6).all()
+    assert evaluation["trials_to_best"].between(1, 7).all()
+    # the zoo's expert beside the trained ones: described, fine-tuned, scored (Domain Similarity aside: it
+    # has no source images here) and evaluated among them
+    zoo = pd.read_csv(first_run / "tables/zoo_accuracy.csv").set_index("expert").loc[ZOO_EXPERT]
+    assert (zoo["arch"], zoo["source"], zoo["init"]) == (ZOO_EXPERT, "zoo", "zoo")
+    assert np.isnan(zoo["source_test_accuracy"]) and zoo["parameters"] > 0
+    assert set(scores[scores["expert"] == ZOO_EXPERT]["method"]) == methods - {"domain_similarity"}
+    assert {"full", "5"} == set(finetune[finetune["expert"] == ZOO_EXPERT]["shots"])
+    assert (evaluation[evaluation["method"] == "logme"]["n_experts"] == 7).all()
 
 
 @pytest.mark.e2e

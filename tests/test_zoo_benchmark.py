@@ -122,10 +122,10 @@ def test_each_zoo_expert_is_scored_with_its_own_preprocessing(zoo_run, monkeypat
 
 
 @pytest.mark.parametrize("extra, jobs", [
-    ((), {"data_prep": "11", "selection": "11", "ground_truth": "1", "all": "1", "total": "24"}),
+    ((), {"data_prep": "11", "selection_zoo": "11", "ground_truth": "1", "all": "1", "total": "24"}),
     # the same zoo fine-tuned here for one's own ground truth
     (("--config", "ground_truth=finetune"),
-     {"data_prep": "11", "selection": "11", "finetune": "11", "ground_truth": "1", "all": "1", "total": "35"}),
+     {"data_prep": "11", "selection_zoo": "11", "finetune": "11", "ground_truth": "1", "all": "1", "total": "35"}),
 ])
 def test_the_standard_benchmark_builds_its_dag_with_no_data_and_no_weights(tmp_path, extra, jobs):
     """11 torchvision models x 11 targets: data preparation per target, one selection job per model, the
@@ -162,7 +162,7 @@ def test_a_zoo_fine_tuned_here_is_its_own_ground_truth(tmp_path):
 
 @pytest.mark.parametrize("changes, message", [
     ({"ground_truth": None}, "ground_truth: a zoo benchmark needs"),
-    ({"sources": ["mosaic", "lattice"]}, "drop `sources`"),
+    ({"sources": ["mosaic", "lattice"]}, "with `sources` every expert, the zoo's too, gets its ground truth by fine-tuning"),
     ({"targets": ["mosaic_target", "lattice_target", "novel_target"]}, "no accuracy for 3 .* e.g. tiny on novel_target"),
     ({"shots": ["full", "5"]}, r"no accuracy for 6 .* \(5; a CSV without a `shots` column is the full setting\)"),
     ({"zoo": "nowhere.yaml"}, "zoo: zoo file nowhere.yaml does not exist"),
@@ -221,3 +221,12 @@ def test_a_zoo_expert_fine_tunes_at_its_own_input_size(zoo_run, monkeypatch, sta
     [row] = run.finetune_expert(cfg)
     assert seen == [(torch.Size([2, 3, 160, 160]), torch.Size([2, 3, 160, 160]))]
     assert row["expert"] == "tiny" and 0.0 <= row["test_accuracy"] <= 100.0
+
+
+def test_a_zoo_beside_trained_experts_needs_names_that_are_not_their_ids(tmp_path):
+    mini = yaml.safe_load((ROOT / "configs" / "benchmark" / "mini.yaml").read_text())
+    (tmp_path / "zoo.yaml").write_text("experts:\n  - {name: resnet-mosaic, timm: test_resnet.r160_in1k}\n")
+    with pytest.raises(BenchmarkError, match="expert name 'resnet-mosaic' reads as the id of an expert trained here"):
+        load_benchmark({**mini, "zoo": str(tmp_path / "zoo.yaml")})
+    (tmp_path / "zoo.yaml").write_text("experts:\n  - {name: tiny.timm, timm: test_resnet.r160_in1k}\n")
+    assert load_benchmark({**mini, "zoo": str(tmp_path / "zoo.yaml")})["zoo"] == str(tmp_path / "zoo.yaml")

@@ -7,6 +7,7 @@ names its preset (preset=<benchmark>/zoo_training, or <benchmark>/multidomain) a
         the multi-domain expert on all sources (Deshpande Sec. 4.1, Table 2);
     python -m zoo_training step=domain_experts init=<multidomain model.pt> "experts=[...]" out_dir=<experts dir>
         each domain of the multi-domain expert as a fine-tunable expert.
+(An expert trained elsewhere gets its metrics.json from `python -m zoo_training.zoo`.)
 
 Under torchrun every rank trains; only the main rank writes.
 """

@@ -374,3 +374,46 @@ class TorchvisionExpert(nn.Module):
 
     def reset_classifier(self, num_classes: int) -> None:
         self.head = nn.Linear(self.head.in_features, num_classes)
+
+
+# ------------------------------------------------------------------------------------------ describing
+
+def describe(zoo_file: str | Path, name: str, out_dir: str | Path) -> dict:
+    """{out_dir}/metrics.json of a zoo file's expert beside the experts trained here: its model
+    meta-features (parameters, depth, input size, GMACs: zoo_training.architectures) with source and init
+    "zoo" (analysis.tables reads an id that is not {arch}-{source}[-init|-md] so), and no source accuracy
+    (None): its source data are not part of the benchmark. Raises ZooError (zoo_expert)."""
+    import json
+
+    from zoo_training.architectures import depth, gmacs, parameter_count
+
+    expert = zoo_expert(zoo_file, name)
+    size = expert.preprocessing.input_size
+    record = {"expert": name, "arch": name, "source": "zoo", "init": "zoo", "source_test_accuracy": None,
+              "source_images": None, "seconds": 0.0, "parameters": parameter_count(expert.model),
+              "depth": depth(expert.model), "input_size": size, "gmacs": gmacs(expert.model, size),
+              "kind": expert.kind, "preprocessing": expert.preprocessing.as_dict()}
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(record, indent=1))
+    return record
+
+
+def main(argv: list[str] | None = None) -> None:
+    """python -m zoo_training.zoo <zoo file> <expert name> <out_dir>: the expert's metrics.json (`describe`)."""
+    import argparse
+    import sys
+
+    parser = argparse.ArgumentParser(prog="python -m zoo_training.zoo", description=describe.__doc__.split("\n")[0])
+    parser.add_argument("zoo_file")
+    parser.add_argument("expert")
+    parser.add_argument("out_dir")
+    args = parser.parse_args(argv)
+    try:
+        describe(args.zoo_file, args.expert, args.out_dir)
+    except ZooError as err:  # one line, no traceback
+        sys.exit(f"zoo: {err}")
+
+
+if __name__ == "__main__":
+    main()
