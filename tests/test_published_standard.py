@@ -91,11 +91,14 @@ def test_standard_weighted_tau():
 
     df = pd.read_csv(PUBLISHED / "standard_weighted_tau.csv")
     assert list(df.columns) == ["method", "target", "weighted_tau", "source"]
-    assert not df.duplicated(["method", "target"]).any()
+    assert not df.duplicated(["method", "target", "source"]).any()
     assert set(df["method"]) <= set(SCORES), "methods are spelt as the score registry does"
     assert set(df["target"]) <= TARGETS
     assert df["weighted_tau"].between(-1, 1).all()
     assert df["source"].notna().all() and (df["source"].str.strip().str.len() > 0).all()
+    tllib = df[df["source"].str.startswith("TLlib")].set_index(["method", "target"])["weighted_tau"]
+    assert len(tllib) == 4 * 8 and tllib[("hscore", "sun397")] == 0.918 and tllib[("nce", "dtd")] == 0.083
+    df = df[~df["source"].str.startswith("TLlib")]
     tau = df.set_index(["method", "target"])["weighted_tau"]  # spot checks against the SFDA README's table
     assert tau[("sfda", "flowers102")] == 0.542 and tau[("leep", "fgvc_aircraft")] == -0.234
     assert tau[("nleep", "dtd")] == 0.777 and tau[("logme", "stanford_cars")] == 0.576
