@@ -15,8 +15,12 @@ expert; in this benchmark the reference architecture trained on the generalist s
 
 Ties in selection scores are resolved by the EXACT expectation over uniform random
 tie-breaking rather than by an arbitrary sort order, so that results do not depend on
-row order. The ``random`` baseline is treated as if all its scores were tied, which
-gives the exact expectation over random selections instead of one seeded draw.
+row order. Scores equal within a relative TIE_RTOL are ties (`tie_close`): round-off is
+no signal (H-score is C - 1 up to rounding for every expert when N <= D). The ``random``
+baseline is treated as if all its scores were tied, which gives the exact expectation over
+random selections instead of one seeded draw; a method whose scores are all tied on a
+(target, shots) is flagged ``degenerate`` in `evaluate_selection`. An expert without a
+finite score or accuracy leaves that comparison, for every metric alike, with a warning.
 
 Score tables carry a ``probe`` column (the probe set a score was computed on; fill a table
 without one with `analysis.tables.fill_probe`) and may carry ``tie_draw`` (equally likely
@@ -26,6 +30,7 @@ always passed in: it is the analysis config's ``probe_set``.
 """
 from __future__ import annotations
 
+import logging
 from math import comb
 
 import numpy as np
@@ -35,9 +40,24 @@ from scipy.stats import kendalltau, pearsonr, spearmanr, weightedtau
 from analysis.tables import KEYS, AnalysisError, best_finetune, shots_order
 from pipeline.layout import PROBE_ALL, is_parc_draw, probe_per_class
 
+log = logging.getLogger("analysis")
+
 RANDOM = "random"
+TIE_RTOL = 1e-9  # scores closer than this, relative to their size, are ties
 ACCURACY_SCALE = 100.0  # fine-tuned accuracies are percentages; eq. 2 of Which Model needs [0, 1]
 CORRELATIONS = ("spearman", "pearson", "kendall", "weighted_tau")
+
+
+def tie_close(scores, rtol: float = TIE_RTOL) -> np.ndarray:
+    """``scores`` (finite) with the values that lie within ``rtol`` of their neighbour in sorted order,
+    relative to the larger magnitude, set to their group's smallest value: exact ties for every protocol.
+    (8 H-scores 7.999999999999993 ... 8.000000000000004 become one tie, as ../shared/cases/scores/case_13.)"""
+    s = np.asarray(scores, dtype=float).copy()
+    order = np.argsort(s, kind="stable")
+    for prev, cur in zip(order[:-1], order[1:]):
+        if s[cur] - s[prev] <= rtol * max(abs(s[cur]), abs(s[prev])):
+            s[cur] = s[prev]  # s[prev] already holds its group's smallest value
+    return s
 
 
 def method_order(methods) -> list[str]:
@@ -99,9 +119,10 @@ def expected_trials_to_best(scores, values) -> float:
 
 
 def _correlation(statistic, scores, values) -> float:
-    """``statistic(scores, values).statistic``; NaN when undefined (constant input)."""
+    """``statistic(scores, values).statistic``; NaN when undefined (constant input) or when a value is
+    NaN or infinite: every correlation alike (scipy's weightedtau would rank a NaN lowest)."""
     s, v = np.asarray(scores, dtype=float), np.asarray(values, dtype=float)
-    if len(s) < 2 or np.all(s == s[0]) or np.all(v == v[0]):
+    if len(s) < 2 or not (np.isfinite(s).all() and np.isfinite(v).all()) or np.all(s == s[0]) or np.all(v == v[0]):
         return float("nan")
     return float(statistic(s, v).statistic)
 
@@ -176,19 +197,26 @@ def candidate_groups(finetune_df: pd.DataFrame, scores_df: pd.DataFrame, probe: 
     """Yield ``(method, target, shots, draws)`` per (method, target, shots) of the ``probe`` rows.
 
     The candidate pool is every expert with both a score and a fine-tune result for that
-    (target, shots); experts with a NaN score are left out. ``draws`` lists one
-    ``(scores, best fine-tuned accuracies in %)`` pair per equally likely ``tie_draw`` (one pair
-    without that column), experts in the same order in every pair. ``random`` is given
-    all-tied scores (the expectation over random selections).
+    (target, shots); experts with a NaN score or a NaN accuracy (a diverged fine-tune) are left out,
+    the latter with a warning naming them. ``draws`` lists one ``(scores, best fine-tuned accuracies
+    in %)`` pair per equally likely ``tie_draw`` (one pair without that column), experts in the same
+    order in every pair, scores equal within TIE_RTOL made exact ties (`tie_close`). ``random`` is
+    given all-tied scores (the expectation over random selections).
     """
     best = best_finetune(finetune_df)
     merged = probe_rows(scores_df, probe).dropna(subset=["score"]).merge(best[KEYS + ["test_accuracy"]], on=KEYS)
+    lost = merged[~np.isfinite(merged["test_accuracy"].to_numpy(dtype=float))]
+    if len(lost):
+        pairs = sorted(set(zip(lost["expert"], lost["target"], lost["shots"])))
+        log.warning("left out of the comparisons: %d (expert, target, shots) without a finite fine-tuned accuracy: %s",
+                    len(pairs), ", ".join(f"{e} on {t} ({s})" for e, t, s in pairs[:10]))
+        merged = merged.drop(index=lost.index)
     merged = (merged.assign(tie_draw=merged["tie_draw"].fillna(0) if "tie_draw" in merged else 0)
               .sort_values(["tie_draw", "expert"], kind="stable"))  # groupby keeps this order
     for (method, target, shots), grp in merged.groupby(["method", "target", "shots"], sort=False):
         draw, acc = grp["tie_draw"].to_numpy(), grp["test_accuracy"].to_numpy(dtype=float)
         s = np.zeros(len(acc)) if method == RANDOM else grp["score"].to_numpy(dtype=float)
-        yield method, target, shots, [(s[draw == d], acc[draw == d]) for d in np.unique(draw)]
+        yield method, target, shots, [(tie_close(s[draw == d]), acc[draw == d]) for d in np.unique(draw)]
 
 
 def _draw_mean(per_draw: list[dict]) -> dict[str, float]:
@@ -212,8 +240,10 @@ def evaluate_selection(finetune_df: pd.DataFrame, scores_df: pd.DataFrame, refer
     """Deshpande et al. Sec. 4.3, per (method, target, shots) of the ``probe`` rows: spearman,
     pearson, kendall, weighted_tau (higher = better), top{k}_gain (percentage points of the best
     of the method's top-k experts over ``reference_expert``; higher = better), trials_to_best
-    (lower = better, 1 is perfect), n_experts (candidates: see candidate_groups). Raises
-    AnalysisError when the reference expert has no fine-tune result."""
+    (lower = better, 1 is perfect), n_experts (candidates: see candidate_groups), degenerate (True:
+    a method other than Random gave every candidate the same score, up to TIE_RTOL; its numbers are
+    then those of a random choice, not a ranking). Raises AnalysisError when the reference expert has
+    no fine-tune result."""
     ref_acc = reference_accuracy(best_finetune(finetune_df), reference_expert)
     rows = []
     for method, target, shots, draws in candidate_groups(finetune_df, scores_df, probe):
@@ -221,8 +251,10 @@ def evaluate_selection(finetune_df: pd.DataFrame, scores_df: pd.DataFrame, refer
         metrics = _draw_mean([{**correlations(s, acc, random=method == RANDOM),
                                f"top{k}_gain": expected_topk_max(s, acc, k) - ref,
                                "trials_to_best": expected_trials_to_best(s, acc)} for s, acc in draws])
-        rows.append({"method": method, "target": target, "shots": shots, **metrics, "n_experts": len(draws[0][1])})
-    cols = ["method", "target", "shots", *CORRELATIONS, f"top{k}_gain", "trials_to_best", "n_experts"]
+        degenerate = method != RANDOM and len(draws[0][0]) > 1 and all(np.ptp(s) == 0 for s, _ in draws)
+        rows.append({"method": method, "target": target, "shots": shots, **metrics, "n_experts": len(draws[0][1]),
+                     "degenerate": degenerate})
+    cols = ["method", "target", "shots", *CORRELATIONS, f"top{k}_gain", "trials_to_best", "n_experts", "degenerate"]
     return pd.DataFrame(rows, columns=cols)
 
 

@@ -28,7 +28,7 @@ COLUMNS = {
     "targets": ["target", "shots", "images", "classes"],
     "multidomain_accuracy": ["variant", "source", "source_test_accuracy", "source_images", "seconds"],
     "selection_eval": ["method", "target", "shots", "spearman", "pearson", "kendall", "weighted_tau", "top3_gain",
-                       "trials_to_best", "n_experts"],
+                       "trials_to_best", "n_experts", "degenerate"],
     "compute_cost": ["shots", "item", "method", "multiple"],
     "regret": ["method", "target", "shots", "budget", "abs_regret", "rel_regret", "rel_delta"],
     "parc_protocol": ["method", "shots", "pearson_mean", "pearson_std", "n_draws"],

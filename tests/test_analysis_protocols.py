@@ -13,6 +13,7 @@ from omegaconf import OmegaConf
 from analysis.__main__ import run
 from analysis.config import AnalysisConfig
 from analysis.tables import AnalysisError, fill_probe
+from analysis import protocols as P
 from analysis.protocols import (correlations, evaluate_selection, parc_protocol, probe_size_ablation,
                                 regret_table, relative_delta)
 from analysis.strategies import (agnostic_rank, arch_pool, depth_calibrated, hybrid, ordered,
@@ -74,7 +75,7 @@ def test_evaluate_selection_columns_and_main_probe():
                     _scores(("m", "t", "per_class_50", {A: 0, B: 1, C: 2, D: 3}))])
     ev = evaluate_selection(_finetune(["t"]), sc, GEN, 1, PROBE).set_index("method")
     assert list(ev.columns[2:]) == ["spearman", "pearson", "kendall", "weighted_tau", "top1_gain",
-                                    "trials_to_best", "n_experts"]
+                                    "trials_to_best", "n_experts", "degenerate"]
     assert ev.loc["m", "pearson"] == pytest.approx(0.8) and ev.loc["m", "kendall"] == pytest.approx(2 / 3)
     assert ev.loc["m", "weighted_tau"] == pytest.approx(11 / 15) and ev.loc["m", "top1_gain"] == 20.0
     assert (ev.loc["random", ["spearman", "pearson", "kendall", "weighted_tau"]] == 0).all()
@@ -274,3 +275,49 @@ def test_evaluate_cli_writes_every_table(tmp_path):
         df = pd.read_csv(res / "tables" / f"{name}.csv")
         assert df.empty and len(df.columns) == 5
     assert "task_agnostic" in set(pd.read_csv(res / "tables" / "selection_eval.csv")["method"])
+
+
+def test_round_off_is_a_tie_not_a_ranking():
+    """../shared/cases/scores/case_13: H-score is C - 1 up to rounding for every expert when N <= D; the
+    protocols treat scores within a relative 1e-9 as exact ties (NaN correlation, the mean accuracy as
+    the expected top-1, (N + 1) / 2 trials) and flag the method degenerate."""
+    from selection.scores import SCORES
+
+    rng = np.random.default_rng(0)
+    y = np.arange(45) % 9
+    acc = np.array([61., 64., 66., 70., 72., 75., 78., 81.])
+    scores = [SCORES["hscore"](features=rng.normal(size=(45, 2048)) * (1 + k), labels=y) for k in range(8)]
+    assert len(set(scores)) > 1 and np.ptp(scores) < 1e-13  # the rounding the protocols saw as signal
+    tied = P.tie_close(scores)
+    assert np.ptp(tied) == 0
+    assert np.isnan(P.spearman(tied, acc))
+    assert P.expected_topk_max(tied, acc, 1) == pytest.approx(70.875)
+    assert P.expected_trials_to_best(tied, acc) == 4.5
+    experts = [f"resnet-s{i}" for i in range(8)]
+    ft = pd.DataFrame({"expert": experts, "target": "t", "shots": "5", "lr": 0.01, "test_accuracy": acc, "seconds": 1.0})
+    sc = pd.DataFrame({"expert": experts, "target": "t", "shots": "5", "method": "hscore", "score": scores,
+                       "probe": "per_class_25"})
+    row = P.evaluate_selection(ft, sc, "resnet-s0", 1, "per_class_25").iloc[0]
+    assert row["degenerate"] and np.isnan(row["spearman"]) and row["trials_to_best"] == 4.5
+    assert row["top1_gain"] == pytest.approx(70.875 - 61.0)
+    # distinct scores are no ties, however close their ranks
+    assert list(P.tie_close([1.0, 1.0 + 1e-6, 3.0])) == [1.0, 1.0 + 1e-6, 3.0]
+
+
+def test_a_nan_accuracy_leaves_every_comparison_alike(caplog):
+    """../shared/cases/scores/case_8: every correlation is NaN on NaN input (weighted tau too), and an
+    expert whose fine-tuning diverged leaves every protocol's comparison, with a warning naming it."""
+    s, acc = [1., 2., 3., 4.], [61., np.nan, 70., 75.]
+    assert all(np.isnan(f(s, acc)) for f in (P.spearman, P.pearson, P.kendall, P.weighted_tau))
+    experts = ["resnet18-a", "resnet18-b", "resnet18-c", "resnet50-gen"]
+    ft = pd.DataFrame({"expert": experts, "target": "t1", "shots": "full", "lr": 0.01,
+                       "test_accuracy": [61.0, np.nan, 70.0, 65.0], "seconds": 1.0})
+    sc = pd.DataFrame({"expert": experts, "target": "t1", "shots": "full", "method": "logme",
+                       "score": [0.1, 0.4, 0.2, 0.05], "probe": "per_class_25"})
+    with caplog.at_level("WARNING", logger="analysis"):
+        row = P.evaluate_selection(ft, sc, "resnet50-gen", 1, "per_class_25").iloc[0]
+    assert "resnet18-b on t1 (full)" in caplog.text
+    assert row["n_experts"] == 3 and row["trials_to_best"] == 1.0 and row["top1_gain"] == pytest.approx(5.0)
+    assert row["weighted_tau"] == pytest.approx(P.weighted_tau([0.1, 0.2, 0.05], [61.0, 70.0, 65.0]))
+    regret = P.regret_table(ft, sc, "per_class_25")
+    assert len(regret) == 3 and regret["abs_regret"].notna().all()
