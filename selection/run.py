@@ -111,9 +111,11 @@ def _load(path: Path, what: str) -> dict:
 
 
 def score_expert(cfg) -> list[dict]:
-    """Every method on every cache of one expert into `cfg.out` ({"rows": [...], "failures": [...]}); returns
-    the rows. A method that raises on one (target, shots, probe set) is recorded there as failed, with
-    its message, and the others go on: one broken score costs neither the caches nor the other scores."""
+    """Every method on every cache of one expert into `cfg.out` ({"rows": [...], "failures": [...],
+    "not_computable": [...]}); returns the rows. A method that raises on one (target, shots, probe set) is
+    recorded there as failed, with its message, and the others go on: one broken score costs neither the
+    caches nor the other scores. A score that comes out NaN or infinite keeps its row and is recorded as
+    failed too (the protocols leave it out: it is never dropped without a word)."""
     load_plugins(cfg.plugins)
     networks = list(cfg.probe_network_names)
     table = method_table(cfg.methods, cfg.variants, networks)
@@ -160,6 +162,10 @@ def score_expert(cfg) -> list[dict]:
                         "score": value, "seconds": time.perf_counter() - began,
                         "feature_seconds": _forward_seconds(cache, source, inputs_of(score)),
                     })
+                    if not np.isfinite(value):  # kept in the scores table, left out of every comparison: said
+                        failures.append({"expert": cfg.expert, "target": target, "shots": shots, "probe": probe,
+                                         "method": method, "error": f"NonFiniteScore: the score is {value!r}; the "
+                                         "expert is left out of this method's comparisons here"})
     scored = {r["method"] for r in rows}
     not_computable = [{"expert": cfg.expert, "method": m, "reason": MISSING_INPUT.get(i, f"no {i}")}
                       for m, i in lacking.items() if m not in scored]

@@ -221,17 +221,25 @@ def test_a_failing_score_is_recorded_and_the_others_survive(setup):
             raise RuntimeError("not enough images")
         return float(len(labels))
 
+    @register("nan_on_full")
+    def nan_on_full(*, features, labels) -> float:
+        return float("nan") if len(labels) >= 30 else 1.0
+
     try:
-        cfg = _cfg(setup, "selection", cache_dir=str(setup / "cache"), methods=["lfc", "raises_on_five_shots"],
+        cfg = _cfg(setup, "selection", cache_dir=str(setup / "cache"), methods=["lfc", "raises_on_five_shots", "nan_on_full"],
                    out=str(setup / "failing.json"))
         write_caches(cfg)
         rows = score_expert(cfg)
     finally:
         SCORES.pop("raises_on_five_shots")
+        SCORES.pop("nan_on_full")
     record = json.loads((setup / "failing.json").read_text())
-    assert {(r["method"], r["shots"]) for r in rows} == {("lfc", "full"), ("lfc", "5"), ("raises_on_five_shots", "full")}
-    assert record["failures"] == [{"expert": "densenet-src", "target": "toy", "shots": "5", "probe": "per_class_10",
-                                   "method": "raises_on_five_shots", "error": "RuntimeError: not enough images"}]
+    assert {(r["method"], r["shots"]) for r in rows} == {("lfc", "full"), ("lfc", "5"), ("raises_on_five_shots", "full"),
+                                                         ("nan_on_full", "full"), ("nan_on_full", "5")}
+    failed = {(f["method"], f["shots"]): f["error"] for f in record["failures"]}
+    assert failed.pop(("raises_on_five_shots", "5")) == "RuntimeError: not enough images"
+    # a NaN score keeps its row and is said, not dropped without a word
+    assert list(failed) == [("nan_on_full", "full")] and failed[("nan_on_full", "full")].startswith("NonFiniteScore")
     assert (setup / "cache" / "toy" / "5" / "per_class_10.npz").exists()
 
 
