@@ -1,5 +1,7 @@
 """The mini DAG's shape, and bad benchmark configs failing before any job runs."""
 import re
+import time
+from pathlib import Path
 import subprocess
 import sys
 
@@ -231,6 +233,10 @@ def test_a_dead_runs_lock_is_removed_and_a_live_run_is_refused(tmp_path):
     assert not list((tmp_path / LOCKS).iterdir())
     live = subprocess.Popen([sys.executable, "-c", "import time; time.sleep(30)", "snakemake"])
     try:
+        # until the child has exec'd, /proc/<pid>/cmdline is still this process's (seen under load)
+        deadline = time.time() + 10
+        while b"snakemake" not in Path(f"/proc/{live.pid}/cmdline").read_bytes() and time.time() < deadline:
+            time.sleep(0.01)
         (tmp_path / PID_FILE).write_text(str(live.pid))
         with pytest.raises(RunError, match=f"another run \\(pid {live.pid}\\) is still going"):
             clear_stale_lock(tmp_path)
