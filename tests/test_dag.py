@@ -1,9 +1,9 @@
 """The mini DAG's shape, and bad benchmark configs failing before any job runs."""
 import re
-import time
-from pathlib import Path
 import subprocess
 import sys
+import time
+from pathlib import Path
 
 import pytest
 import yaml
