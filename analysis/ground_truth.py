@@ -29,7 +29,13 @@ def _record(ctx, key: str) -> str:
     paths = ctx.records.get(key) or []
     if not paths:
         raise AnalysisError(f"the ground-truth evaluation needs {key}=<csv> (the benchmark's `{key}`)")
-    return str(paths[0] if isinstance(paths, (list, tuple)) else paths)
+    return str(paths[0])
+
+
+def _main_rows(ctx) -> pd.DataFrame:
+    """ground_truth_eval's rows of the full setting on the main probe set (what the papers' tables show)."""
+    ev = ctx.table("ground_truth_eval")
+    return ev[(ev["shots"].astype(str) == "full") & (ev["probe"] == ctx.probe_set)]
 
 
 def ground_truth_scores(ctx) -> pd.DataFrame:
@@ -97,8 +103,7 @@ def published_ground_truth(ctx) -> pd.DataFrame:
         published = read_published_scores(_record(ctx, "published_scores"))
     except BenchmarkError as err:
         raise AnalysisError(str(err)) from None
-    ev = ctx.table("ground_truth_eval")
-    ev = ev[(ev["shots"].astype(str) == "full") & (ev["probe"] == ctx.probe_set)]
+    ev = _main_rows(ctx)
     merged = published.rename(columns={"weighted_tau": "published"}).merge(
         ev[["method", "target", "weighted_tau"]].rename(columns={"weighted_tau": "reproduced"}),
         on=["method", "target"], how="left")
@@ -112,9 +117,7 @@ def fig_ground_truth_weighted_tau(ctx, out_png) -> pd.DataFrame:
     import matplotlib.pyplot as plt
     import seaborn as sns
 
-    ev = ctx.table("ground_truth_eval")
-    ev = ev[(ev["shots"].astype(str) == "full") & (ev["probe"] == ctx.probe_set)]
-    data = ev[["method", "target", "weighted_tau"]].reset_index(drop=True)
+    data = _main_rows(ctx)[["method", "target", "weighted_tau"]].reset_index(drop=True)
     grid = data.pivot(index="method", columns="target", values="weighted_tau")
     grid = grid[[c for c in grid.columns if c != MEAN] + ([MEAN] if MEAN in grid.columns else [])]
     if MEAN in grid.columns:

@@ -19,8 +19,9 @@ from data_prep.readers import PreparedDataset
 from zoo_training.architectures import dataset_features
 from pipeline.errors import UserError, require_path
 from zoo_training.engine import fit, schedule_from, set_determinism
-from zoo_training.experts import backbone_state, load_expert, new_head, restore_backbone
+from zoo_training.experts import backbone_state, new_head, restore_backbone
 from zoo_training.runtime import runtime_from_env
+from zoo_training.zoo import load_job_expert
 
 log = logging.getLogger("finetune")
 
@@ -76,17 +77,6 @@ class FinetuneError(UserError):
     """A fine-tuning request that cannot run (a grid point or file that does not exist)."""
 
 
-def load_finetuned_expert(cfg):
-    """(network, (evaluation transform, training transform)): a zoo file's expert with its own preprocessing
-    (zoo_training.zoo), or a checkpoint of this pipeline with the target's (None, None)."""
-    if cfg.zoo_file:
-        from zoo_training.zoo import zoo_expert
-
-        loaded = zoo_expert(cfg.zoo_file, cfg.expert)
-        return loaded.model, (loaded.transform, loaded.preprocessing.train_transform())
-    return load_expert(cfg.expert_path)[0], (None, None)
-
-
 def finetune_expert(cfg) -> list[dict]:
     """Fine-tune `cfg.expert` on every (target, shots, lr) of the grid; rows {expert, target, shots, lr,
     test_accuracy (%), seconds}. Each lr of `cfg.lrs` runs the recipe `cfg.train` (Deshpande Sec. 4.2).
@@ -117,7 +107,9 @@ def finetune_expert(cfg) -> list[dict]:
             datasets[target] = PreparedDataset(Path(cfg.data_root) / target)
         data = datasets[target]
         if expert is None:  # built once: timm builds ResNet-101 / DenseNet-169 in ~1.5 s on a CPU
-            expert, transforms = load_finetuned_expert(cfg)
+            expert, zoo = load_job_expert(cfg.zoo_file, cfg.expert, cfg.expert_path)
+            # a zoo expert's own (evaluation, training) transforms; None: the target's
+            transforms = (zoo.transform, zoo.preprocessing.train_transform()) if zoo else (None, None)
             pristine = backbone_state(expert)
         # every run starts from the expert as loaded: its weights are restored in place (a deepcopy of the
         # module tree was ~10% of a rehearsal fine-tuning job)

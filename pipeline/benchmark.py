@@ -89,16 +89,16 @@ def check(config: dict) -> dict:
     """Cross checks a schema cannot express; returns {dataset name: its config}. Raises BenchmarkError."""
     sources, targets, archs = config["sources"], config["targets"], config["architectures"]
     _check_zoo(config)
-    if config["zoo"] and not sources:
-        pass  # a zoo benchmark: nothing trained here
-    elif len(sources) < 2 or not archs or config["generalist"] is None or config["reference_arch"] is None:
-        raise BenchmarkError("sources, architectures, generalist, reference_arch: a benchmark trains its experts on at "
-                             "least 2 sources with at least one architecture (naming the generalist and the reference "
-                             "architecture), or scores a `zoo` of experts trained elsewhere")
-    elif config["generalist"] not in sources:
-        raise BenchmarkError(f"generalist: {config['generalist']!r} is not among the sources {sources}")
-    if sources and config["reference_arch"] not in archs:
-        raise BenchmarkError(f"reference_arch: {config['reference_arch']!r} is not among the architectures {list(archs)}")
+    if sources or not config["zoo"]:  # else a zoo benchmark: nothing is trained here
+        if len(sources) < 2 or not archs or config["generalist"] is None or config["reference_arch"] is None:
+            raise BenchmarkError("sources, architectures, generalist, reference_arch: a benchmark trains its experts on "
+                                 "at least 2 sources with at least one architecture (naming the generalist and the "
+                                 "reference architecture), or scores a `zoo` of experts trained elsewhere")
+        if config["generalist"] not in sources:
+            raise BenchmarkError(f"generalist: {config['generalist']!r} is not among the sources {sources}")
+        if config["reference_arch"] not in archs:
+            raise BenchmarkError(f"reference_arch: {config['reference_arch']!r} is not among the architectures "
+                                 f"{list(archs)}")
     dirs = config["config_dirs"]
     for d in dirs:
         if not Path(d).is_dir():

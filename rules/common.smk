@@ -233,21 +233,21 @@ def get_zoo_inputs(wc):
     return inputs
 
 
+def expert_inputs(expert):
+    """What a job of `expert` reads besides its own: a zoo expert's checkpoint or local weights file (hub
+    caches and URLs are read when the job runs), else the weights trained here; every target's splits."""
+    own = {"zoo": local_files(ZOO[expert])} if expert in ZOO else {"weights": LAYOUT.expert_weights(expert)}
+    return {**own, "targets": target_splits()}
+
+
 def get_finetune_inputs(wc):
-    if wc.expert in ZOO:  # as in selection: its local files; hub caches and URLs are read when the job runs
-        return {"zoo": local_files(ZOO[wc.expert]), "targets": target_splits()}
-    return {"weights": LAYOUT.expert_weights(wc.expert), "targets": target_splits()}
+    return expert_inputs(wc.expert)
 
 
 def get_selection_inputs(wc):
-    if wc.expert in ZOO:  # its checkpoint or local weights file; hub caches and URLs are read when the job runs
-        inputs = {"zoo": local_files(ZOO[wc.expert]), "targets": target_splits()}
-    else:
-        inputs = {
-            "weights": LAYOUT.expert_weights(wc.expert),
-            "targets": target_splits(),
-            "source": LAYOUT.splits(Expert.parse(wc.expert).source),
-        }
+    inputs = expert_inputs(wc.expert)
+    if wc.expert not in ZOO:  # its source's probe set (Domain Similarity)
+        inputs["source"] = LAYOUT.splits(Expert.parse(wc.expert).source)
     if PROBE_NETWORKS_USED:
         # one manifest per (network, target), written after its caches (pipeline.layout.probe_manifest)
         inputs["probe_features"] = [LAYOUT.probe_model_manifest(n, t) for n in PROBE_NETWORKS_USED for t in TARGETS]

@@ -21,8 +21,8 @@ from pipeline.layout import probe_cache, source_cache
 from selection.scores.gradient import count_sketch
 from zoo_training.architectures import dataset_features
 from zoo_training.engine import set_determinism
-from zoo_training.experts import load_expert
 from zoo_training.runtime import runtime_from_env
+from zoo_training.zoo import load_job_expert
 
 CPU_DEVICE = torch.device("cpu")
 
@@ -102,19 +102,6 @@ def _save(path: Path, **arrays) -> Path:
     return path
 
 
-def load_scored_expert(cfg) -> tuple[nn.Module, object, bool]:
-    """(model, its own evaluation transform or None, whether it has a source head of its own) of the job's
-    expert: an entry of the zoo file `cfg.zoo_file` (zoo_training.zoo), else the checkpoint `cfg.expert_path`
-    this pipeline trained (read with the target's own preprocessing, which its source shared)."""
-    if cfg.zoo_file:
-        from zoo_training.zoo import zoo_expert
-
-        expert = zoo_expert(cfg.zoo_file, cfg.expert)
-        return expert.model, expert.transform, expert.source_classes > 0
-    model, _ = load_expert(cfg.expert_path)
-    return model, None, True
-
-
 def has_conv(model: nn.Module) -> bool:
     return any(isinstance(m, nn.Conv2d) for m in model.modules())
 
@@ -126,7 +113,8 @@ def write_caches(cfg) -> list[Path]:
     set_determinism(cfg.threads)
     # float32 on every device: scores compare experts, so no reduced precision here
     device = runtime_from_env(cfg.runtime.device, bf16=False, channels_last=False).device
-    model, transform, has_head = load_scored_expert(cfg)
+    model, zoo = load_job_expert(cfg.zoo_file, cfg.expert, cfg.expert_path)
+    transform, has_head = (zoo.transform, zoo.source_classes > 0) if zoo else (None, True)
     model = model.to(device)
     gradients = cfg.lgc_dim > 0 and has_conv(model)
     cache_dir, written = Path(cfg.cache_dir), []

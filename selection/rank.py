@@ -173,7 +173,7 @@ def expert_inputs(expert, folder: Folder, index: np.ndarray, cfg) -> tuple[dict,
     import torch
 
     from data_prep.readers import ImageFiles
-    from selection.features import last_conv, projected_gradients
+    from selection.features import has_conv, projected_gradients
     from zoo_training.architectures import dataset_features
 
     data = ImageFiles(folder.root, [folder.paths[i] for i in index], torch.as_tensor(folder.labels[index]),
@@ -188,9 +188,7 @@ def expert_inputs(expert, folder: Folder, index: np.ndarray, cfg) -> tuple[dict,
         missing["probs"] = MISSING_INPUT["probs"]
     seconds = time.perf_counter() - began
     if "lgc" in cfg.methods:
-        try:
-            last_conv(expert.model)
-        except ValueError:
+        if not has_conv(expert.model):  # the selection stage's rule (selection.features.write_caches)
             missing["gradients"] = MISSING_INPUT["gradients"]
         else:
             began = time.perf_counter()

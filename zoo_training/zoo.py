@@ -172,6 +172,18 @@ def zoo_expert(path: str | Path, name: str, root: str | Path = ".") -> LoadedExp
     return load_entry(entries[name], root)
 
 
+def load_job_expert(zoo_file: str, name: str, expert_path: str) -> tuple[nn.Module, LoadedExpert | None]:
+    """A stage job's expert (selection, fine-tuning): the expert `name` of `zoo_file`, with its own
+    preprocessing and head (`zoo_expert`), or else the checkpoint `expert_path` this pipeline trained, read
+    with the target's preprocessing (None), which its source shared. Returns (network, the zoo entry or None)."""
+    if zoo_file:
+        loaded = zoo_expert(zoo_file, name)
+        return loaded.model, loaded
+    from zoo_training.experts import load_expert
+
+    return load_expert(expert_path)[0], None
+
+
 def local_files(entry: ZooEntry, root: str | Path = ".") -> list[Path]:
     """The files of this machine an entry loads from, for a workflow's inputs: a checkpoint's model.pt, a
     local `weights` file; none for hub caches and URLs (fetched when the job runs)."""
