@@ -15,7 +15,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.plotting import save_figure
-from analysis.protocols import correlations, tie_close
+from analysis.protocols import correlations
 from analysis.tables import AnalysisError, best_finetune, finetune_table, load_record, scores_table
 from pipeline.benchmark import FINETUNE_GROUND_TRUTH, BenchmarkError, read_ground_truth, read_published_scores
 
@@ -69,7 +69,7 @@ def _evaluate(group: pd.DataFrame, method: str, experts: int) -> dict:
     if finite.sum() < experts:
         values = dict.fromkeys(("weighted_tau", "kendall", "pearson", "spearman"), float("nan"))
     else:
-        values = correlations(tie_close(group["score"]), group["accuracy"], random=method == "random",
+        values = correlations(group["score"], group["accuracy"], random=method == "random",
                               names=("weighted_tau", "kendall", "pearson", "spearman"))
     return {**values, "n_experts": int(finite.sum())}
 

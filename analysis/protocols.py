@@ -15,8 +15,9 @@ expert; in this benchmark the reference architecture trained on the generalist s
 
 Ties in selection scores are resolved by the EXACT expectation over uniform random
 tie-breaking rather than by an arbitrary sort order, so that results do not depend on
-row order. Scores equal within a relative TIE_RTOL are ties (`tie_close`): round-off is
-no signal (H-score is C - 1 up to rounding for every expert when N <= D). The ``random``
+row order. Scores equal within a relative TIE_RTOL are ties (`tie_close`, applied by every
+function here that orders scores): round-off is no signal (H-score is C - 1 up to rounding for
+every expert when N <= D). The ``random``
 baseline is treated as if all its scores were tied, which gives the exact expectation over
 random selections instead of one seeded draw; a method whose scores are all tied on a
 (target, shots) is flagged ``degenerate`` in `evaluate_selection`. An expert without a
@@ -71,7 +72,7 @@ def topk_split(scores, k: int):
 
     Returns (sure mask, boundary mask, r).
     """
-    s = np.asarray(scores, dtype=float)
+    s = tie_close(scores)
     k = min(k, len(s))
     kth = np.sort(s)[::-1][k - 1]
     sure, boundary = s > kth, s == kth
@@ -109,7 +110,7 @@ def expected_trials_to_best(scores, values) -> float:
     """Expected number of experts fine-tuned in descending score order until one with the
     highest value is reached. Within the first tie group holding a best expert (g experts,
     b of them best), the first best one sits at expected position (g+1)/(b+1)."""
-    s, v = np.asarray(scores, dtype=float), np.asarray(values, dtype=float)
+    s, v = tie_close(scores), np.asarray(values, dtype=float)
     if len(v) == 0:
         return float("nan")
     best = v == v.max()
@@ -120,9 +121,13 @@ def expected_trials_to_best(scores, values) -> float:
 
 def _correlation(statistic, scores, values) -> float:
     """``statistic(scores, values).statistic``; NaN when undefined (constant input) or when a value is
-    NaN or infinite: every correlation alike (scipy's weightedtau would rank a NaN lowest)."""
+    NaN or infinite: every correlation alike (scipy's weightedtau would rank a NaN lowest). Scores within
+    TIE_RTOL are ties (`tie_close`)."""
     s, v = np.asarray(scores, dtype=float), np.asarray(values, dtype=float)
-    if len(s) < 2 or not (np.isfinite(s).all() and np.isfinite(v).all()) or np.all(s == s[0]) or np.all(v == v[0]):
+    if len(s) < 2 or not (np.isfinite(s).all() and np.isfinite(v).all()):
+        return float("nan")
+    s = tie_close(s)
+    if np.all(s == s[0]) or np.all(v == v[0]):
         return float("nan")
     return float(statistic(s, v).statistic)
 
@@ -200,8 +205,7 @@ def candidate_groups(finetune_df: pd.DataFrame, scores_df: pd.DataFrame, probe: 
     (target, shots); experts with a NaN score or a NaN accuracy (a diverged fine-tune) are left out,
     the latter with a warning naming them. ``draws`` lists one ``(scores, best fine-tuned accuracies
     in %)`` pair per equally likely ``tie_draw`` (one pair without that column), experts in the same
-    order in every pair, scores equal within TIE_RTOL made exact ties (`tie_close`). ``random`` is
-    given all-tied scores (the expectation over random selections).
+    order in every pair. ``random`` is given all-tied scores (the expectation over random selections).
     """
     best = best_finetune(finetune_df)
     merged = probe_rows(scores_df, probe).dropna(subset=["score"]).merge(best[KEYS + ["test_accuracy"]], on=KEYS)
@@ -216,7 +220,7 @@ def candidate_groups(finetune_df: pd.DataFrame, scores_df: pd.DataFrame, probe: 
     for (method, target, shots), grp in merged.groupby(["method", "target", "shots"], sort=False):
         draw, acc = grp["tie_draw"].to_numpy(), grp["test_accuracy"].to_numpy(dtype=float)
         s = np.zeros(len(acc)) if method == RANDOM else grp["score"].to_numpy(dtype=float)
-        yield method, target, shots, [(tie_close(s[draw == d]), acc[draw == d]) for d in np.unique(draw)]
+        yield method, target, shots, [(s[draw == d], acc[draw == d]) for d in np.unique(draw)]
 
 
 def _draw_mean(per_draw: list[dict]) -> dict[str, float]:
@@ -251,7 +255,7 @@ def evaluate_selection(finetune_df: pd.DataFrame, scores_df: pd.DataFrame, refer
         metrics = _draw_mean([{**correlations(s, acc, random=method == RANDOM),
                                f"top{k}_gain": expected_topk_max(s, acc, k) - ref,
                                "trials_to_best": expected_trials_to_best(s, acc)} for s, acc in draws])
-        degenerate = method != RANDOM and len(draws[0][0]) > 1 and all(np.ptp(s) == 0 for s, _ in draws)
+        degenerate = method != RANDOM and len(draws[0][0]) > 1 and all(np.ptp(tie_close(s)) == 0 for s, _ in draws)
         rows.append({"method": method, "target": target, "shots": shots, **metrics, "n_experts": len(draws[0][1]),
                      "degenerate": degenerate})
     cols = ["method", "target", "shots", *CORRELATIONS, f"top{k}_gain", "trials_to_best", "n_experts", "degenerate"]
