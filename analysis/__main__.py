@@ -41,7 +41,7 @@ def context(cfg: AnalysisConfig, layout: Layout) -> Context:
     return Context(
         reference_expert=_required(cfg, "reference_expert", "resnet-generalist") if needs_reference else "",
         top_k=cfg.top_k, probe_set=_required(cfg, "probe_set", "per_class_25") if needs_settings else "",
-        layout=layout, seed=cfg.seed,
+        layout=layout, seed=cfg.seed, lr_selection=cfg.lr_selection,
         pools={name: None if archs is None else arch_pool(*archs) for name, archs in (cfg.pools or {"all": None}).items()},
         records={"zoo": list(cfg.zoo_records), "finetune": list(cfg.finetune_records),
                  "scores": list(cfg.score_records), "multidomain": list(cfg.multidomain_records),

@@ -40,6 +40,9 @@ class AnalysisConfig:
     # Which Model's model pools: name -> architectures in it (null: every expert); empty: one pool of
     # all (set the whole mapping with `++pools={...}`: Hydra adds keys to a dict only with ++)
     pools: Dict[str, Optional[List[str]]] = field(default_factory=dict)
+    # the ground truth of every table (analysis.tables.ground_truth_rows): test (the best lr on test, the
+    # paper's) or validation (the lr best on the held-out validation part)
+    lr_selection: str = "test"
     # seeds the learned recommenders (Guided Recommendation's factorization machine)
     seed: int = 0
 

@@ -16,7 +16,8 @@ import pandas as pd
 
 from analysis.plotting import save_figure
 from analysis.protocols import correlations
-from analysis.tables import AnalysisError, best_finetune, finetune_table, load_record, scores_table
+from analysis.tables import (LR_SELECTION_LABEL, AnalysisError, best_finetune, finetune_table, ground_truth_rows,
+                             load_record, scores_table)
 from pipeline.benchmark import FINETUNE_GROUND_TRUTH, BenchmarkError, read_ground_truth, read_published_scores
 
 GROUND_TRUTH_SCORE_COLUMNS = ["expert", "target", "shots", "probe", "method", "score", "accuracy", "accuracy_source"]
@@ -45,9 +46,9 @@ def ground_truth_scores(ctx) -> pd.DataFrame:
     scores = scores_table(ctx.records.get("scores", []))
     experts, targets = sorted(scores["expert"].unique()), sorted(scores["target"].unique())
     if _record(ctx, "ground_truth") == FINETUNE_GROUND_TRUTH:
-        truth = best_finetune(finetune_table(ctx.records.get("finetune", []))).rename(
-            columns={"test_accuracy": "accuracy"}).assign(
-            accuracy_source="fine-tuned in this run: the best test accuracy over the learning rates")
+        runs = ground_truth_rows(finetune_table(ctx.records.get("finetune", [])), ctx.lr_selection)
+        truth = best_finetune(runs).rename(columns={"test_accuracy": "accuracy"}).assign(
+            accuracy_source=f"fine-tuned in this run, mean over seeds at {LR_SELECTION_LABEL[ctx.lr_selection]}")
     else:
         try:
             points = list(scores[["expert", "target", "shots"]].drop_duplicates().itertuples(index=False, name=None))

@@ -25,7 +25,8 @@ from data_prep.synthetic import DomainSpec, class_motifs, generate
 from pipeline.layout import PROBE_ALL, parc_draw_probe, per_class_probe, short_classes
 
 log = logging.getLogger("data_prep")
-__all__ = ["DataPrepError", "assign_split", "few_shot_indices", "prepare", "probe_indices", "shot_feasibility"]
+__all__ = ["DataPrepError", "assign_split", "few_shot_indices", "prepare", "probe_indices", "shot_feasibility",
+           "validation_split"]
 
 
 def few_shot_indices(labels: np.ndarray, shots: list[str], seed: int, class_names: list[str] | None = None,
@@ -50,6 +51,26 @@ def few_shot_indices(labels: np.ndarray, shots: list[str], seed: int, class_name
         k = int(setting)
         out[setting] = sorted(int(i) for idx in per_class.values() for i in idx[:k])
     return out
+
+
+def validation_split(labels: np.ndarray, index, fraction: float, seed: int) -> tuple[list[int], list[int]]:
+    """(training part, validation part) of the training indices `index`: per class, a seeded permutation
+    whose first round(n * `fraction`) images are held out, at least 1 of a class with 2 or more images and
+    never all of them (5 shots at 0.2: 1 held out, 4 trained on; a class of 1 image is never held out).
+    `fraction` 0: nothing held out. Both parts sorted. Raises DataPrepError for a fraction outside [0, 1)."""
+    if not 0.0 <= float(fraction) < 1.0:
+        raise DataPrepError(f"validation fraction {fraction} is not in [0, 1)")
+    index = np.asarray(index, dtype=np.int64)
+    if float(fraction) == 0.0:
+        return sorted(int(i) for i in index), []
+    rng = np.random.default_rng(seed + 15485863)
+    held = []
+    for c in np.unique(labels[index]):
+        members = rng.permutation(index[labels[index] == c])
+        if len(members) >= 2:
+            held += list(members[:min(max(int(round(len(members) * float(fraction))), 1), len(members) - 1)])
+    held_set = {int(i) for i in held}
+    return sorted(int(i) for i in index if int(i) not in held_set), sorted(held_set)
 
 
 SHORT_POLICIES = ("error", "all_available")

@@ -25,6 +25,7 @@ import torch
 from torch.utils.data import Dataset
 
 from data_prep.download import DataPrepError
+from data_prep.prepare import validation_split
 
 # fixed normalisation for generated data (mean/std of the renderer's pixel range)
 MEAN, STD = 0.5, 0.25
@@ -203,6 +204,18 @@ class PreparedDataset:
         """The training data of one shot setting (augmented when read from files; `transform`: an expert's own
         training transform instead)."""
         return self.split("train", train_transform=True, transform=transform).subset(self._indices("train", shots))
+
+    def train_validation(self, shots: str, fraction: float, seed: int, transform=None, eval_transform=None):
+        """(training part, validation part) of one shot setting (`data_prep.prepare.validation_split`: a seeded,
+        stratified `fraction` of each class held out); the training part as `train`, the validation part not
+        augmented (`eval_transform`: an expert's own evaluation transform). `fraction` 0: (`train`, None)."""
+        index = self._indices("train", shots)
+        if not fraction:
+            return self.train(shots, transform), None
+        labels = self.split("train").labels.numpy()
+        fit_part, held = validation_split(labels, index, fraction, seed)
+        return (self.split("train", train_transform=True, transform=transform).subset(fit_part),
+                self.split("train", transform=eval_transform).subset(held))
 
     def probe_set(self, shots: str, probe: str, transform=None) -> ImageArrays | ImageFiles:
         """A selection probe set of one shot setting (drawn from that setting's training data; not augmented);

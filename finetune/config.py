@@ -37,9 +37,16 @@ class FinetuneConfig:
     shots: List[str] = field(default_factory=lambda: ["full"])
     # targets fine-tuned on their full training set (the paper: 8 of 11); null = every target
     full_targets: Optional[List[str]] = None
-    # Deshpande Sec. 4.2's lr grid; the best test accuracy over it is the fine-tuned accuracy
+    # Deshpande Sec. 4.2's lr grid; the best test accuracy over it is the paper's fine-tuned accuracy
     lrs: List[float] = field(default_factory=lambda: [0.01, 0.005, 0.001])
-    # one JSON record with a row per (target, shots, lr); `{out}.partial` keeps finished rows of a killed job
+    # the fine-tuning seeds (the benchmark's finetune_seeds): the grid runs once per seed (head and batch order)
+    seeds: List[int] = field(default_factory=lambda: [0])
+    # per class of each setting's training data, this fraction is held out as a validation set (seeded by
+    # `seed`, the same for every fine-tuning seed; data_prep.prepare.validation_split: 5 shots at 0.2 hold out 1
+    # of 5) and each run reports val_accuracy on it, for choosing the lr on validation data. 0: the paper's
+    # protocol (Sec. 4.2): train on all of it, val_accuracy NaN
+    validation_fraction: float = 0.0
+    # one JSON record with a row per (target, shots, lr, seed); `{out}.partial` keeps finished rows of a killed job
     out: str = MISSING
     seed: int = 0
     threads: int = 1

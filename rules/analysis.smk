@@ -107,6 +107,7 @@ rule ground_truth:
             finetune_records=list(input.finetune) or None,
             ground_truth=config["ground_truth"],
             published_scores=config["published_scores"],
+            lr_selection=config["lr_selection"],
         ),
         run_dir=LAYOUT.run_dir("analysis", "ground_truth"),
     log:

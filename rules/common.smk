@@ -24,6 +24,7 @@ LAYOUT = Layout(config["results"])
 RESULTS = LAYOUT.results
 PRESET = config["preset"]
 SEED = config["seed"]
+FINETUNE_SEEDS = [SEED + i for i in range(config["finetune_seeds"])]
 THREADS = config["threads"]
 SHOTS = config["shots"]
 TARGETS = config["targets"]
@@ -285,4 +286,4 @@ def step_tables(step):
 def analysis_identity(**extra):
     """Who the reference expert and the paper's probe set are, for every step but tables."""
     return identity(results_dir=RESULTS, reference_expert=REFERENCE_EXPERT, probe_set=PROBE_SET,
-                    multidomain=bool(MULTIDOMAIN), **extra)
+                    multidomain=bool(MULTIDOMAIN), lr_selection=config["lr_selection"], **extra)

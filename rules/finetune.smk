@@ -17,6 +17,7 @@ rule finetune:
             # the multi-domain expert's domains: full target tasks only (the paper's Fig. 3 and 5)
             shots=["full"] if wc.expert not in ZOO and Expert.parse(wc.expert).kind == "md" else SHOTS,
             full_targets=FULL_TARGETS,
+            seeds=FINETUNE_SEEDS,
             out=output.record,
             theta_f={**THETA_F, "probe_set": PROBE_SET} if THETA_F else None,
             theta_f_out=output.theta_f[0] if THETA_F else None,

@@ -21,6 +21,7 @@ TINY = {
     "sources": ["generalist", "mosaic"],
     "targets": ["mosaic_target", "novel_target", "e2e_user_folder"],
     "shots": ["full", "5"],
+    "finetune_seeds": 2,  # seeds, the noise ceiling and the intervals over seeds, at the least cost
     "theta_f": {"target": "mosaic_target", "shots": "full", "lr": 0.01},
     # a user's own score, exactly as the README shows it
     "selection": {**MINI["selection"], "plugins": ["examples/my_scores.py"],

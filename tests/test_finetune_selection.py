@@ -11,6 +11,7 @@ import torch
 from conftest import compose_stage
 from pipeline.stages import identity_overrides
 
+from data_prep.download import DataPrepError
 from data_prep.prepare import prepare
 from finetune import run as finetune_run
 from selection.features import write_caches
@@ -48,7 +49,8 @@ def test_grid_runs_every_point_and_resumes_from_partial(setup, monkeypatch):
     out = setup / "ft.json"
     cfg = _cfg(setup, lrs=[0.01, 0.001], out=str(out))
     # a killed job left one finished grid point behind
-    done = {"expert": "densenet-src", "target": "toy", "shots": "full", "lr": 0.01, "test_accuracy": 12.5, "seconds": 1.0}
+    done = {"expert": "densenet-src", "target": "toy", "shots": "full", "lr": 0.01, "seed": 0, "test_accuracy": 12.5,
+            "val_accuracy": 10.0, "seconds": 1.0}
     out.with_name("ft.json.partial").write_text(json.dumps(done) + "\n")
     calls = []
     real_fit = finetune_run.fit
@@ -59,6 +61,36 @@ def test_grid_runs_every_point_and_resumes_from_partial(setup, monkeypatch):
     record = json.loads(out.read_text())
     assert {(b["target"], b["shots"]) for b in record["best"]} == {("toy", "full"), ("toy", "5")}
     assert not out.with_name("ft.json.partial").exists()
+
+
+def test_every_seed_runs_the_grid_and_reports_its_validation_accuracy(setup, monkeypatch):
+    """Seeds 0 and 1 of each point; the smoke preset (the mini's) holds out 20% of each class: 5 shots x 3
+    classes train on 4 per class and are validated on the fifth; full (12 per class) trains on 10, not 12."""
+    sizes = []
+    real_fit = finetune_run.fit
+    monkeypatch.setattr(finetune_run, "fit", lambda model, train, *a, **k: sizes.append(len(train)) or
+                        real_fit(model, train, *a, **k))
+    rows = finetune_run.finetune_expert(_cfg(setup, lrs=[0.01], seeds=[0, 1], out=str(setup / "seeds.json")))
+    assert [(r["shots"], r["seed"]) for r in rows] == [("full", 0), ("full", 1), ("5", 0), ("5", 1)]
+    assert sizes == [30, 30, 12, 12]
+    assert all(np.isfinite(r["val_accuracy"]) and 0 <= r["val_accuracy"] <= 100 for r in rows)
+    # 5 shots: 3 validation images, so an accuracy of k/3
+    assert all(round(r["val_accuracy"] * 3 / 100, 9).is_integer() for r in rows if r["shots"] == "5")
+
+
+def test_the_validation_part_is_a_seeded_stratified_hold_out():
+    from data_prep.prepare import validation_split
+
+    labels = np.repeat(np.arange(4), [5, 5, 20, 1])
+    index = np.arange(len(labels))
+    train, val = validation_split(labels, index, 0.2, seed=3)
+    assert sorted(train + val) == list(range(len(labels))) and not set(train) & set(val)
+    assert np.bincount(labels[val], minlength=4).tolist() == [1, 1, 4, 0]  # 1 of 5, 4 of 20, never a lone image
+    assert validation_split(labels, index, 0.2, seed=3) == (train, val)
+    assert validation_split(labels, index, 0.2, seed=4) != (train, val)
+    assert validation_split(labels, index, 0.0, seed=3) == (list(range(len(labels))), [])
+    with pytest.raises(DataPrepError, match=r"not in \[0, 1\)"):
+        validation_split(labels, index, 1.0, seed=3)
 
 
 def test_fine_tuning_is_deterministic(setup):
@@ -79,8 +111,9 @@ def test_theta_f_snapshots_and_the_grid_rules(setup):
         assert list(z["epochs"]) == [0, 1, 2] and z["features"].shape[:2] == (3, len(z["labels"]))
         assert (np.diff(z["labels"]) >= 0).all() and str(z["expert"]) == "densenet-src"
         assert not np.allclose(z["features"][0], z["features"][2])  # fine-tuning moved them
-    assert finetune_run.grid(["a", "b"], ["full", "5"], [0.1], full_targets=["a"]) == [
-        ("a", "full", 0.1), ("a", "5", 0.1), ("b", "5", 0.1)]
+    assert finetune_run.grid(["a", "b"], ["full", "5"], [0.1], full_targets=["a"], seeds=[0, 1]) == [
+        ("a", "full", 0.1, 0), ("a", "full", 0.1, 1), ("a", "5", 0.1, 0), ("a", "5", 0.1, 1), ("b", "5", 0.1, 0),
+        ("b", "5", 0.1, 1)]
     bad = _cfg(setup, lrs=[0.01], out=str(setup / "u.json"), theta_f_out=str(theta),
                theta_f={"target": "toy", "shots": "full", "lr": 0.005, "fractions": [0.0],
                         "probe_set": "per_class_10"})
