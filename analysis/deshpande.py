@@ -14,7 +14,9 @@ import pandas as pd
 
 from analysis.cost import compute_cost as long_compute_cost
 from analysis.plotting import MARKERS, bars, grid, heatmaps, no_data, panels, save_figure
-from analysis.protocols import ablation_probes, evaluate_selection, gain_bounds, method_order, probe_size_ablation
+from analysis.intervals import seed_bootstrap, selection_bootstrap, summarize_selection, summary_bars
+from analysis.protocols import (CORRELATIONS, ablation_probes, evaluate_selection, gain_bounds, method_order,
+                                probe_size_ablation)
 from analysis.tables import best_finetune, parse_expert, shots_order, split_zoos, with_meta
 from pipeline.layout import probe_label
 
@@ -85,18 +87,20 @@ def table3_compute(ctx) -> pd.DataFrame:
 
 
 def selection_eval(ctx) -> pd.DataFrame:
-    """Sec. 4.3 for every method and strategy (`analysis.strategies.ranked_methods`): per method,
-    target and shots the correlations, top-k gain and trials to best (`evaluate_selection`)."""
-    from analysis.strategies import ranked_methods
-    return evaluate_selection(ctx.single("finetune"), ranked_methods(ctx), ctx.reference_expert, ctx.top_k,
-                              ctx.probe_set)
+    """Sec. 4.3 per method, target and shots: the correlations, top-k gain and trials to best
+    (`evaluate_selection`), each with its 95% interval over the fine-tuning seeds (``<metric>_ci_low`` /
+    ``<metric>_ci_high``; NaN with one seed)."""
+    return selection_bootstrap(ctx).with_intervals()
 
 
 def selection_eval_multidomain(ctx) -> pd.DataFrame:
     """Fig. 5's protocol: selection among the multi-domain expert's domains, gains over the
-    reference expert's domain ({reference_expert}-md)."""
-    return evaluate_selection(ctx.domains("finetune"), ctx.domains("scores"), f"{ctx.reference_expert}-md",
-                              ctx.top_k, ctx.probe_set)
+    reference expert's domain ({reference_expert}-md), with intervals over the seeds as selection_eval."""
+    scores, k = ctx.domains("scores"), ctx.top_k
+    return seed_bootstrap(ctx, "selection_bootstrap_multidomain",
+                          lambda truth: evaluate_selection(truth, scores, f"{ctx.reference_expert}-md", k, ctx.probe_set),
+                          ["method", "target", "shots"], [*CORRELATIONS, f"top{k}_gain", "trials_to_best"],
+                          domains=True).with_intervals()
 
 
 def probe_size_table(ctx) -> pd.DataFrame:
@@ -311,43 +315,30 @@ def fig5_multidomain_selection(ctx, out_png) -> pd.DataFrame:
                     "accuracy gain (% points)", out_png)
 
 
-def _mean_bars(selection: pd.DataFrame, value: str, ylabel: str, title: str, out_png) -> pd.DataFrame:
-    """Mean (and std) over targets per method, bars grouped by method, one colour per shots."""
-    data = (selection.groupby(["method", "shots"], as_index=False)[value]
-            .agg(mean="mean", std="std", n_targets="count")
-            .rename(columns={"mean": value, "std": f"{value}_std"}))
-    methods, shots = method_order(data["method"]), shots_order(data["shots"])
-    data = data.sort_values(["method", "shots"], key=lambda c: c.map(
-        {m: i for i, m in enumerate(methods if c.name == "method" else shots)})).reset_index(drop=True)
-    fig, ax = plt.subplots(figsize=(max(5.0, 0.9 * len(methods) * max(len(shots), 1) * 0.5 + 3), 4))
-    width = 0.8 / max(len(shots), 1)
-    for i, shot in enumerate(shots):
-        d = data[data["shots"] == shot].set_index("method").reindex(methods)
-        ax.bar(np.arange(len(methods)) + (i - (len(shots) - 1) / 2) * width, d[value], width,
-               yerr=d[f"{value}_std"].fillna(0), capsize=2, label=f"shots: {shot}", color=f"C{i}")
-    ax.set_xticks(range(len(methods)), methods, rotation=30 if len(methods) > 5 else 0,
-                  ha="right" if len(methods) > 5 else "center")
-    ax.set_xlabel("selection method")
-    ax.set_ylabel(ylabel)
-    ax.set_title(title)
-    ax.axhline(0, color="black", lw=0.8)
-    ax.grid(axis="y", alpha=0.3)
-    if shots:
-        ax.legend(fontsize=8)
-    return save_figure(fig, data, out_png)
+def figure_summary(ctx) -> pd.DataFrame:
+    """Figs. 6a/6b's rows of selection_summary: the scores and the learned recommenders (not the strategies);
+    without that table (a figure rendered on its own), computed from the scores and recommendations."""
+    summary = ctx.table("selection_summary", optional=True)
+    learned = ctx.table("recommendations", optional=True)
+    scores = ctx.single("scores") if learned is None else pd.concat([ctx.single("scores"), split_zoos(learned)[0]])
+    if summary is None:
+        summary = summarize_selection(ctx, selection_bootstrap(ctx, scores, name="figure_bootstrap"))
+    return summary[summary["method"].isin(set(scores["method"]))]
 
 
 def fig6a_trials_to_best(ctx, out_png) -> pd.DataFrame:
     """Fig. 6a: mean number of trials (fine-tunes in score order) to reach the best expert
-    (lower = better, 1 is perfect)."""
-    return _mean_bars(figure_selection(ctx), "trials_to_best", "trials to best expert (mean over targets)",
-                      "Selections needed to find the best expert (lower is better)", out_png)
+    (lower = better, 1 is perfect), with its 95% interval (selection_summary)."""
+    return summary_bars(figure_summary(ctx), "trials_to_best", "trials to best expert (mean over targets)",
+                        "Selections needed to find the best expert (lower is better)", out_png)
 
 
 def fig6b_spearman(ctx, out_png) -> pd.DataFrame:
-    """Fig. 6b: mean Spearman correlation between scores and fine-tuned accuracy (higher = better)."""
-    return _mean_bars(figure_selection(ctx), "spearman", "Spearman correlation (mean over targets)",
-                      "Score vs fine-tuned accuracy rank correlation (higher is better)", out_png)
+    """Fig. 6b: mean Spearman correlation between scores and fine-tuned accuracy (higher = better), with
+    its 95% interval (selection_summary) and the noise ceiling (noise_ceiling) as a band."""
+    return summary_bars(figure_summary(ctx), "spearman", "Spearman correlation (mean over targets)",
+                        "Score vs fine-tuned accuracy rank correlation (higher is better)", out_png,
+                        ceiling=ctx.table("noise_ceiling", optional=True), value_range=(-1.05, 1.05))
 
 
 def fig7_probe_size(ctx, out_png) -> pd.DataFrame:
@@ -404,7 +395,8 @@ def fig8_theta_f(ctx, out_png, max_experts: int = 8) -> pd.DataFrame:
     start = data[data["epoch"] == data["epoch"].min()].sort_values("contrast", ascending=False)
     shown = list(start["expert"])[:max_experts]
     epochs = sorted(data["epoch"].unique())
-    fig, axes = plt.subplots(len(shown), len(epochs), figsize=(2.4 * len(epochs), 2.4 * len(shown)), squeeze=False)
+    fig, axes = plt.subplots(len(shown), len(epochs), figsize=(2.4 * len(epochs) + 1.2, 2.4 * len(shown) + 0.6),
+                             squeeze=False, layout="constrained")  # room for the expert names and the title
     lookup = {(e, ep): t for e, ep, t in images}
     for i, expert in enumerate(shown):
         for j, epoch in enumerate(epochs):

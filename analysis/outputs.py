@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from analysis.tables import LR_SELECTION_LABEL
 from pipeline.layout import Layout, probe_label
 
 STEPS = ("tables", "evaluate", "figures", "artifacts", "ground_truth")
@@ -128,18 +129,23 @@ def render(output: Output, ctx, layout: Layout) -> Path:
     return path
 
 
-def caption(output: Output, top_k: int, probe_set: str) -> str:
-    """An output's caption with the benchmark's top-k and main probe set filled in."""
-    return output.caption.format(top_k=top_k, probe_set=probe_set, probe_label=probe_label(probe_set))
+def caption(output: Output, top_k: int, probe_set: str, lr_selection: str = "test") -> str:
+    """An output's caption with the benchmark's top-k and main probe set filled in; an output that reads the
+    fine-tune table ends with the ground truth it shows (the benchmark's lr_selection)."""
+    text = output.caption.format(top_k=top_k, probe_set=probe_set, probe_label=probe_label(probe_set))
+    if "finetune" in output.reads:
+        text += (f" *Ground truth:* the fine-tuned test accuracy, mean over the fine-tuning seeds, at "
+                 f"{LR_SELECTION_LABEL[lr_selection]} (``lr_selection: {lr_selection}``).")
+    return text
 
 
-def write_captions(folder, top_k: int, probe_set: str) -> Path:
+def write_captions(folder, top_k: int, probe_set: str, lr_selection: str = "test") -> Path:
     """Write ``<name>.rst`` for every output into ``folder`` (the report's captions; a file is
     rewritten only when its text changed); returns ``folder``."""
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
     for output in OUTPUTS.values():
-        path, text = folder / f"{output.name}.rst", caption(output, top_k, probe_set) + "\n"
+        path, text = folder / f"{output.name}.rst", caption(output, top_k, probe_set, lr_selection) + "\n"
         if not path.is_file() or path.read_text() != text:
             path.write_text(text)
     return folder

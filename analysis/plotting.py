@@ -51,6 +51,23 @@ def grid(n: int, width: float, height: float, ncols: int = 4):
     return fig, axes.ravel()
 
 
+MAX_ASPECT = 2.5  # width : height of a figure that stays readable once shrunk to a page or screen
+
+
+def readable_grid(n: int, width: float, height: float, max_aspect: float = MAX_ASPECT):
+    """(figure, axes) with ``n`` panels of ``width`` x ``height`` inches in as many columns as keep the
+    figure at most ``max_aspect`` wide for its height (constrained layout: titles never overlap);
+    unused axes hidden."""
+    n = max(n, 1)
+    ncols = next(c for c in range(n, 0, -1) if c * width <= max_aspect * -(-n // c) * height or c == 1)
+    nrows = -(-n // ncols)
+    fig, axes = plt.subplots(nrows, ncols, figsize=(width * ncols, height * nrows), squeeze=False,
+                             layout="constrained")
+    for ax in axes.ravel()[n:]:
+        ax.set_axis_off()
+    return fig, axes.ravel()
+
+
 def no_data(ax, what: str) -> None:
     """Say on ``ax`` that the result tables hold no ``what`` (an empty figure still renders)."""
     ax.text(0.5, 0.5, f"no {what} in the result tables", ha="center", va="center", transform=ax.transAxes)

@@ -33,7 +33,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from analysis.tables import REFERENCE_PREFIX, shots_order
+from analysis.tables import LR_SELECTION_LABEL, REFERENCE_PREFIX, shots_order
 
 PUBLISHED_DIR = Path(__file__).resolve().parents[1] / "report" / "published"
 PAPER_SOURCES = ("resisc45", "food101", "logo2k", "landmarks_v2", "inaturalist2019", "imaterialist2019",
@@ -292,10 +292,11 @@ def _md_table(df: pd.DataFrame, digits: int = 2) -> str:
     return "\n".join(lines)
 
 
-def _by_shots(df: pd.DataFrame, value: str, index: str = "method") -> pd.DataFrame:
-    """Mean of ``value`` per ``index`` (rows, in order of appearance) and shots (columns)."""
+def _by_shots(df: pd.DataFrame, value: str, index: str = "method", aggregate: str = "mean") -> pd.DataFrame:
+    """``aggregate`` (mean; "first" for values already one per cell) of ``value`` per ``index`` (rows, in
+    order of appearance) and shots (columns)."""
     from analysis.protocols import method_order
-    wide = df.groupby([index, "shots"])[value].mean().unstack("shots")
+    wide = df.groupby([index, "shots"])[value].agg(aggregate).unstack("shots")
     rows = method_order(wide.index) if index == "method" else list(dict.fromkeys(df[index]))
     wide = wide.reindex(index=rows, columns=shots_order(wide.columns))
     wide.columns.name = None
@@ -334,13 +335,21 @@ def summary_markdown(ctx) -> str:
     from analysis.which_model import WM_ZERO, pool_rankings, zero_regret_curve
     k = ctx.top_k
     out = ["# Summary", ""]
+    summary = ctx.table("selection_summary", optional=True)
     ev = ctx.table("selection_eval", optional=True)
-    if ev is None:
+    if summary is None and ev is None:
         ev = evaluate_selection(ctx.single("finetune"), ctx.single("scores"), ctx.reference_expert, k, ctx.probe_set)
-    for value, title in (("spearman", "Spearman correlation"), ("pearson", "Pearson correlation"),
-                         (f"top{k}_gain", f"top-{k} gain over the generalist (% points)"),
-                         ("trials_to_best", "trials to the best expert")):
-        if value in ev:
+    titles = (("spearman", "Spearman correlation"), ("pearson", "Pearson correlation"),
+              (f"top{k}_gain", f"top-{k} gain over the generalist (% points)"), ("trials_to_best", "trials to the best expert"))
+    if summary is not None:
+        out += [f"Ground truth: {LR_SELECTION_LABEL[ctx.lr_selection]}, mean over the fine-tuning seeds; "
+                "[low, high]: 95% bootstrap interval over targets and seeds (selection_summary.csv)", ""]
+    for value, title in titles:
+        if summary is not None and value in summary:
+            shown = summary.assign(**{value: [f"{m:.3g} [{lo:.3g}, {hi:.3g}]" if lo == lo else f"{m:.3g}" for m, lo, hi in
+                                              zip(summary[value], summary[f"{value}_ci_low"], summary[f"{value}_ci_high"])]})
+            out += [f"## Mean {title} over targets", "", _md_table(_by_shots(shown, value, aggregate="first")), ""]
+        elif ev is not None and value in ev:
             out += [f"## Mean {title} over targets", "", _md_table(_by_shots(ev, value)), ""]
     parc = ctx.table("parc_protocol", optional=True)
     if parc is not None and len(parc):

@@ -16,6 +16,7 @@ import numpy as np
 import pandas as pd
 from matplotlib.ticker import MaxNLocator
 
+from analysis.intervals import seed_bootstrap
 from analysis.plotting import grid, no_data, save_figure
 from analysis.protocols import candidate_groups, regret_table, topk_split
 from analysis.strategies import (TASK_AWARE, hybrid, random_strategy, ranked_methods, restrict_pool, task_agnostic,
@@ -32,8 +33,12 @@ ZERO_REGRET_COLUMNS = ["strategy", "shots", "budget", "zero_regret_fraction", "n
 
 def regret(ctx) -> pd.DataFrame:
     """regret.csv: eq. 1-2 per budget for every method and strategy of step=evaluate
-    (`analysis.protocols.regret_table` on the main probe set)."""
-    return regret_table(ctx.single("finetune"), ranked_methods(ctx), ctx.probe_set)
+    (`analysis.protocols.regret_table` on the main probe set), each regret with its 95% interval over the
+    fine-tuning seeds (`analysis.intervals`; NaN with one seed)."""
+    ranked = ranked_methods(ctx)
+    return seed_bootstrap(ctx, "regret_bootstrap", lambda truth: regret_table(truth, ranked, ctx.probe_set),
+                          ["method", "target", "shots", "budget"], ["abs_regret", "rel_regret", "rel_delta"]
+                          ).with_intervals()
 
 
 def p_zero_regret(scores, values, budget: int) -> float:

@@ -266,7 +266,7 @@ ANALYSIS_CONDITIONS = dict(multidomain=bool(MULTIDOMAIN), theta_f=bool(THETA_F),
 # captions are written from the registry with it and the paper's probe set
 TOP_K = compose("analysis", PRESET, config_dirs=config["config_dirs"]).top_k
 # absolute: Snakemake resolves a relative caption path against this rules file's folder
-CAPTIONS = write_captions(LAYOUT.run_dir("analysis", "captions").resolve(), TOP_K, PROBE_SET)
+CAPTIONS = write_captions(LAYOUT.run_dir("analysis", "captions").resolve(), TOP_K, PROBE_SET, config["lr_selection"])
 
 
 def step_outputs(step):

@@ -20,6 +20,7 @@ from pipeline.layout import Layout
 
 COMPARED = ["reproduced", "published", "difference", "source"]
 # the columns of every file under results/ (other tools read them): fixed, whatever the code does
+EVAL_METRICS = ["spearman", "pearson", "kendall", "weighted_tau", "top3_gain", "trials_to_best"]
 COLUMNS = {
     "zoo_accuracy": ["expert", "arch", "source", "init", "source_test_accuracy", "source_images", "parameters", "depth",
                      "seconds"],
@@ -27,10 +28,16 @@ COLUMNS = {
     "scores": ["expert", "target", "shots", "probe", "method", "score", "seconds", "feature_seconds"],
     "targets": ["target", "shots", "images", "classes"],
     "multidomain_accuracy": ["variant", "source", "source_test_accuracy", "source_images", "seconds"],
-    "selection_eval": ["method", "target", "shots", "spearman", "pearson", "kendall", "weighted_tau", "top3_gain",
-                       "trials_to_best", "n_experts", "degenerate"],
+    "selection_eval": ["method", "target", "shots", *EVAL_METRICS, "n_experts", "degenerate",
+                       *[f"{m}_ci_{b}" for m in EVAL_METRICS for b in ("low", "high")]],
+    "selection_summary": ["method", "shots", "n_targets", *[c for m in EVAL_METRICS for c in (m, f"{m}_ci_low", f"{m}_ci_high")],
+                          "degenerate_targets", "ground_truth", "n_seeds"],
+    "noise_ceiling": ["target", "shots", "spearman", "pearson", "kendall", "weighted_tau", "n_seed_pairs", "n_experts"],
+    "finetune_ground_truth": ["expert", "target", "shots", "n_seeds", "best_on_test_accuracy", "best_on_test_lr",
+                              "validation_accuracy", "validation_lr", "seed_std", "ground_truth"],
     "compute_cost": ["shots", "item", "method", "multiple"],
-    "regret": ["method", "target", "shots", "budget", "abs_regret", "rel_regret", "rel_delta"],
+    "regret": ["method", "target", "shots", "budget", "abs_regret", "rel_regret", "rel_delta",
+               *[f"{m}_ci_{b}" for m in ("abs_regret", "rel_regret", "rel_delta") for b in ("low", "high")]],
     "parc_protocol": ["method", "shots", "pearson_mean", "pearson_std", "n_draws"],
     "probe_size_ablation": ["method", "shots", "probe", "top3_gain", "n_targets"],
     "gr_table2": ["model", "features", "method", "full", "5"],
@@ -38,8 +45,10 @@ COLUMNS = {
     "fig2_finetune_error": ["expert", "arch", "source", "init", "target", "shots", "test_error", "is_generalist",
                             "beats_generalist"],
     "fig4_top3_gain": ["shots", "target", "column", "gain"],
-    "fig6a_trials_to_best": ["method", "shots", "trials_to_best", "trials_to_best_std", "n_targets"],
-    "fig6b_spearman": ["method", "shots", "spearman", "spearman_std", "n_targets"],
+    "fig6a_trials_to_best": ["method", "shots", "trials_to_best", "trials_to_best_ci_low", "trials_to_best_ci_high",
+                             "n_targets", "degenerate_targets", "kind"],
+    "fig6b_spearman": ["method", "shots", "spearman", "spearman_ci_low", "spearman_ci_high", "n_targets",
+                       "degenerate_targets", "kind"],
     "fig8_theta_f": ["expert", "target", "shots", "lr", "epoch", "within_class", "between_class", "contrast"],
     "table1_zoo_accuracy": ["arch", "init", "a", "b", "gen"],
     "table2_multidomain": ["source", "single_domain", "shared", "multi_bn", "adapter"],
@@ -180,13 +189,19 @@ def test_paths_inputs_and_captions(tmp_path):
     flags = dict(multidomain=False, theta_f=False, paper=False)
     assert step_inputs(layout, "evaluate", **flags) == [layout.table(n) for n in
                                                         ("zoo_accuracy", "finetune", "scores", "targets")]
-    assert step_inputs(layout, "figures", **flags) == [layout.table(n) for n in ("finetune", "scores", "recommendations")]
+    assert step_inputs(layout, "figures", **flags) == [layout.table(n) for n in ("finetune", "scores", "recommendations",
+                                                                                 "selection_summary", "noise_ceiling")]
     assert layout.table("multidomain_accuracy") in step_inputs(layout, "artifacts", **{**flags, "multidomain": True})
     folder = write_captions(tmp_path, top_k=5, probe_set="per_class_10")
     assert sorted(p.stem for p in folder.glob("*.rst")) == sorted(OUTPUTS)
     fig7 = (folder / "fig7_probe_size.rst").read_text()
     assert "top-5" in fig7 and "``per_class_10``: 10 per class" in fig7 and "25" not in fig7
     assert "``{arch}-{source}``" in (folder / "zoo_accuracy.rst").read_text()
+    # every output that reads the fine-tune table says which ground truth it shows
+    assert "lr_selection: test" in (folder / "selection_eval.rst").read_text()
+    assert "lr_selection" not in (folder / "zoo_accuracy.rst").read_text()
+    write_captions(tmp_path / "v", top_k=5, probe_set="per_class_10", lr_selection="validation")
+    assert "the lr chosen on validation data" in (tmp_path / "v" / "fig6b_spearman.rst").read_text()
     stamp = (folder / "fig7_probe_size.rst").stat().st_mtime_ns
     write_captions(tmp_path, top_k=5, probe_set="per_class_10")  # unchanged text: not rewritten
     assert (folder / "fig7_probe_size.rst").stat().st_mtime_ns == stamp

@@ -29,7 +29,8 @@ TINY = {
     "multidomain": {**MINI["multidomain"], "variants": ["multi_bn"]},
 }
 ZOO_EXPERT = "lab_resnet"  # an expert trained elsewhere, by its zoo-file name
-TABLES = ["zoo_accuracy", "finetune", "scores", "targets", "selection_eval", "compute_cost", "regret",
+TABLES = ["zoo_accuracy", "finetune", "scores", "targets", "selection_eval", "selection_summary", "noise_ceiling",
+          "finetune_ground_truth", "compute_cost", "regret",
           "parc_protocol", "probe_size_ablation", "gr_table2", "recommendations"]
 FIGURES = ["fig2_finetune_error", "fig4_top3_gain", "fig6a_trials_to_best", "fig6b_spearman", "fig8_theta_f"]
 
@@ -101,8 +102,17 @@ def test_pipeline_writes_every_table_and_figure(first_run):
         assert (first_run / "figures" / f"{name}.csv").exists()
     finetune = pd.read_csv(first_run / "tables/finetune.csv", dtype={"shots": str})
     domains = finetune["expert"].str.endswith("-md")
-    assert len(finetune[~domains]) == 7 * 3 * 2 * 2  # experts (6 trained here, 1 from the zoo) x targets x shots x lrs
-    assert len(finetune[domains]) == 2 * 3 * 1 * 2  # the 2 domains of the Multi-BN expert: full targets only
+    # experts (6 trained here, 1 from the zoo) x targets x shots x lrs x 2 seeds
+    assert len(finetune[~domains]) == 7 * 3 * 2 * 2 * 2
+    assert len(finetune[domains]) == 2 * 3 * 1 * 2 * 2  # the 2 domains of the Multi-BN expert: full targets only
+    assert set(finetune["seed"]) == {0, 1} and finetune["val_accuracy"].between(0, 100).all()
+    ceiling = pd.read_csv(first_run / "tables/noise_ceiling.csv", dtype={"shots": str})
+    assert len(ceiling) == 3 * 2 and (ceiling["n_seed_pairs"] == 1).all()
+    summary = pd.read_csv(first_run / "tables/selection_summary.csv", dtype={"shots": str})
+    assert {"spearman_ci_low", "spearman_ci_high", "degenerate_targets"} <= set(summary.columns)
+    assert (summary["n_seeds"] == 2).all()
+    inside = summary.dropna(subset=["spearman_ci_low"])
+    assert len(inside) and (inside["spearman_ci_low"] <= inside["spearman_ci_high"]).all()
     assert (first_run / "tables/multidomain_accuracy.csv").exists()
     assert (first_run / "tables/selection_eval_multidomain.csv").exists()
     # the user's target went through the whole DAG: 16 images per class, a 75/25 stratified split
@@ -124,6 +134,7 @@ def test_pipeline_writes_every_table_and_figure(first_run):
     assert set(scores[scores["expert"] == ZOO_EXPERT]["method"]) == methods - {"domain_similarity"}
     assert {"full", "5"} == set(finetune[finetune["expert"] == ZOO_EXPERT]["shots"])
     assert (evaluation[evaluation["method"] == "logme"]["n_experts"] == 7).all()
+    assert {"degenerate", "spearman_ci_low", "weighted_tau_ci_high", "trials_to_best_ci_low"} <= set(evaluation.columns)
 
 
 @pytest.mark.e2e
