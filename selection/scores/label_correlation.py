@@ -7,7 +7,7 @@ from scipy.stats import spearmanr
 from sklearn.preprocessing import StandardScaler
 
 from selection.scores.reference_mode import check_as_reference, reference_value
-from selection.scores.registry import class_sums, finite_score, pca_reduce, register, validate
+from selection.scores.registry import class_sums, finite_score, is_constant, pca_reduce, register, validate
 
 # --------------------------------------------------------------------------- LFC
 
@@ -70,7 +70,8 @@ def parc(*, features, labels, pca_dim=None, as_reference=False) -> float:
     ``1 - np.corrcoef(np.eye(C)[y])`` with its rounding noise (C = the distinct labels; the
     reference takes C from its dataset table, the same when every class is in the probe set),
     and degenerate inputs (a constant standardised row) give NaN as the reference does.
-    Raises ValueError for N < 3, a constant label RDM (default only) or bad inputs.
+    Raises ValueError for N < 3, a constant label RDM (default only) or bad inputs. The default
+    tests "constant" rows and feature RDM up to rounding (``is_constant``), not by exact equality.
     """
     exact = check_as_reference(as_reference)
     checked = validate(features=features, labels=labels)
@@ -84,11 +85,13 @@ def parc(*, features, labels, pca_dim=None, as_reference=False) -> float:
             feat_rdm = 1.0 - np.corrcoef(feats)[rows, cols]
             label_rdm = 1.0 - np.corrcoef(np.eye(checked.n_classes)[checked.labels])[rows, cols]
             return reference_value(100.0 * spearmanr(feat_rdm, label_rdm)[0])
-    if (np.ptp(feats, axis=1) == 0).any():
+    if is_constant(np.ptp(feats, axis=1)).any():
         raise ValueError("parc: some sample has constant standardised features (need >= 2 "
                          "informative feature dims); row correlation undefined")
     feat_rdm = 1.0 - np.corrcoef(feats)[rows, cols]
     label_rdm = (checked.labels[rows] != checked.labels[cols]).astype(np.float64)
     if label_rdm.min() == label_rdm.max():
         raise ValueError("parc: every sample has its own class, so the label RDM is constant")
+    if is_constant(np.ptp(feat_rdm)):
+        raise ValueError("parc: the feature RDM is constant (up to rounding); rank correlation undefined")
     return finite_score(100.0 * spearmanr(feat_rdm, label_rdm)[0], "parc")

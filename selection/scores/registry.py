@@ -12,6 +12,7 @@ from sklearn.decomposition import PCA
 SCORES: dict[str, Callable[..., float]] = {}
 
 PROB_SUM_TOL = 1e-4
+CONSTANT_RTOL = 1e-12   # a spread below this fraction of its scale is rounding noise: "constant"
 _MISSING = object()
 
 
@@ -138,6 +139,14 @@ def validate(*, labels, features=_MISSING, probs=_MISSING) -> Checked:
     check_lengths(y, "labels", **arrays)
     inverse, n_classes = check_labels(y)
     return Checked(labels=inverse, n_classes=n_classes, **arrays)
+
+
+def is_constant(spread, scale=1.0):
+    """Whether a spread (ptp or standard deviation; array-like) is rounding noise: at most
+    CONSTANT_RTOL * scale, with ``scale`` the magnitude the values are computed at (1 for
+    correlation / cosine distances). Scores that need variation test "constant" with this,
+    never with exact equality, which round-off defeats."""
+    return np.asarray(spread) <= CONSTANT_RTOL * scale
 
 
 def finite_score(value, name: str) -> float:
