@@ -80,6 +80,9 @@ class _GramGMM:
     log-determinant come from the m x m matrix reg I + D D^T (Woodbury, determinant lemma)
     whose entries are Gram-matrix entries (components with equal m batched); otherwise from
     the k x k covariance as sklearn. Same iterations and result as sklearn, up to rounding.
+    A component whose m x m Cholesky fails goes through the k x k path too (large features:
+    Gram entries ~|z|^2 round off more than reg_covar), and only a failure there, where sklearn
+    fails as well, is "collapsed samples".
     """
 
     def __init__(self, z: np.ndarray, gram: np.ndarray):
@@ -104,6 +107,7 @@ class _GramGMM:
         sizes = np.diff(a.indptr)
         self.log_det = np.empty(n_comp)
         self.groups, self.full = [], []
+        fallback = []
         # Woodbury components, batched by their number m of non-zero rows
         for m in np.unique(sizes[sizes < k]):
             comps = np.flatnonzero(sizes == m)
@@ -119,13 +123,14 @@ class _GramGMM:
             small[:, np.arange(m), np.arange(m)] += GMM_REG_COVAR            # reg I + D D^T
             try:
                 chol = np.linalg.cholesky(small)
-            except np.linalg.LinAlgError:
-                raise ValueError(_GMM_FAILED) from None
+            except np.linalg.LinAlgError:        # rounding of large Gram entries: sklearn's k x k path
+                fallback.extend(comps)
+                continue
             self.log_det[comps] = (2.0 * np.log(np.diagonal(chol, axis1=1, axis2=2)).sum(axis=1)
                                    + (k - m) * math.log(GMM_REG_COVAR))
             # u^T (reg I + D D^T)^-1 u = ||L^-1 u||^2 with u = diag(w) (raw inner products)
             self.groups.append((comps, rows, w[:, :, None] * np.linalg.inv(chol).transpose(0, 2, 1)))
-        for j in np.flatnonzero(sizes >= k):               # as sklearn: k x k covariance
+        for j in [*np.flatnonzero(sizes >= k), *fallback]:  # as sklearn: k x k covariance
             mu = self.means[j] if self.means is not None else np.asarray(a[:, [j]].T @ self.z).ravel()
             diff = self.z - mu
             cov = (a[:, [j]].toarray().ravel() * diff.T) @ diff
@@ -192,7 +197,8 @@ def nleep(*, features, labels, seed=0, component_ratio=5, log=False, as_referenc
     (0, 1]); components with no posterior mass get P(y | v) = 0 (the reference: NaN).
     The GMM runs on the PCA Gram matrix with low-rank covariance algebra (``_GramGMM``)
     and the k-means++ seeding reads that Gram matrix: the same fit, far fewer flops.
-    Needs N >= component_ratio * C samples, as GaussianMixture does.
+    Needs N >= component_ratio * C samples, as GaussianMixture does. Large features (e.g. |x| ~ 3e4)
+    no longer fail as "collapsed samples" where GaussianMixture fits them (k x k fallback).
     features (N, D), labels (N,); returns a mean probability in (0, 1], higher = better.
     ``log=True``: the LEEP form in which Li et al. 2021 (CVPR) define N-LEEP, the mean *log*
     expected empirical prediction (<= 0; as google-research

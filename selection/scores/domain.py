@@ -29,7 +29,7 @@ def _class_histogram(features: np.ndarray, labels: np.ndarray, n_classes: int):
 
 @register("domain_similarity")
 def domain_similarity(*, features, labels, source_features, source_labels, min_images=5, gamma=0.01,
-                      as_reference=False) -> float:
+                      log=False, as_reference=False) -> float:
     """Domain Similarity (Cui et al. 2018, Sec. 4.1).
 
     Follows richardaecn/cvpr18-inaturalist-transfer ``DomainSimilarityDemo.ipynb``.
@@ -50,10 +50,16 @@ def domain_similarity(*, features, labels, source_features, source_labels, min_i
     extra_mass_penalty): float32 normalisation can leave the two histograms' masses unequal
     by ~1e-8, so the smaller mass is transported and |mass difference| * the largest entry
     of the notebook's square distance matrix is added (reproduced with POT, see ``_emd_hat``).
+    ``log=True``: the score in log space, -gamma * EMD (<= 0; the same order, never underflows).
+    The default exp(-gamma * EMD) is the paper's value exactly; where it is no longer a normal
+    float (gamma * EMD > ~708, e.g. features of magnitude 1e6) it raises ValueError pointing to
+    ``log=True``: before, it underflowed to 0.0, and distinct EMDs tied outside (0, 1].
     Raises ValueError for min_images < 0, gamma <= 0, mismatched inputs, no source class kept,
-    or an EMD solve that does not reach the optimum.
+    an EMD solve that does not reach the optimum, or (default) that underflow.
     """
     exact = check_as_reference(as_reference)
+    if not isinstance(log, (bool, np.bool_)):
+        raise ValueError(f"log must be true or false; got {log!r}")
     if isinstance(min_images, bool) or not isinstance(min_images, numbers.Integral) or min_images < 0:
         raise ValueError(f"min_images must be a non-negative int; got {min_images!r}")
     if isinstance(gamma, bool) or not isinstance(gamma, numbers.Real) or not 0 < gamma < np.inf:
@@ -88,11 +94,22 @@ def domain_similarity(*, features, labels, source_features, source_labels, min_i
         square = euclidean_distances(bins, bins)
         a, b = np.float64(w_s / np.sum(w_s)), np.float64(w_t / np.sum(w_t))   # float32 division
         emd = _emd_hat(a, b, square[: len(w_s), len(w_s):], float(square.max()))
-        return reference_value(np.exp(-gamma * emd))
-    emd, log = ot.emd2(w_s / w_s.sum(), w_t / w_t.sum(), cdist(g_s, g_t), numItermax=EMD_MAX_ITER, log=True)
-    if log["result_code"] != 1:
-        raise ValueError(f"domain_similarity: EMD solver did not reach the optimum ({log['warning']})")
-    return finite_score(np.exp(-gamma * float(emd)), "domain_similarity")
+        return reference_value(-gamma * emd if log else np.exp(-gamma * emd))
+    emd, info = ot.emd2(w_s / w_s.sum(), w_t / w_t.sum(), cdist(g_s, g_t), numItermax=EMD_MAX_ITER, log=True)
+    if info["result_code"] != 1:
+        raise ValueError(f"domain_similarity: EMD solver did not reach the optimum ({info['warning']})")
+    return finite_score(_similarity(gamma * float(emd), log), "domain_similarity")
+
+
+def _similarity(exponent: float, log: bool) -> float:
+    """-exponent (log space) or exp(-exponent), refusing an exp that is no longer a normal float
+    (distinct EMDs would round to the same subnormal or to 0.0)."""
+    if log:
+        return -exponent
+    if exponent > -np.log(np.finfo(np.float64).tiny):
+        raise ValueError(f"domain_similarity: exp(-gamma * EMD) underflows (gamma * EMD = {exponent:.6g} "
+                         "> 708); use log=True for the score -gamma * EMD (same order) or a smaller gamma")
+    return float(np.exp(-exponent))
 
 
 def _emd_hat(a: np.ndarray, b: np.ndarray, ground: np.ndarray, max_distance: float) -> float:

@@ -48,7 +48,8 @@ def lgc(*, gradients, labels) -> float:
     Pearson correlation over all N*N entries of Theta = G G^T and K_Y (+1 same label, -1
     otherwise), G = per-sample gradients of the output w.r.t. the last conv layer, already
     randomly projected to p dims (``count_sketch``; p = 10,000 in the paper). This is exactly
-    LFC's correlation with G in place of the features, so it is computed by ``lfc``.
+    LFC's correlation with G in place of the features, so it is computed by ``lfc`` (and shares
+    its centred moments: right at any common gradient offset, where raw moments cancelled).
     """
     g = as_float_2d(gradients, "gradients")
     check_lengths(labels, gradients=g)

@@ -7,7 +7,7 @@ from scipy.stats import spearmanr
 from sklearn.preprocessing import StandardScaler
 
 from selection.scores.reference_mode import check_as_reference, reference_value
-from selection.scores.registry import class_sums, finite_score, pca_reduce, register, validate
+from selection.scores.registry import class_sums, finite_score, is_constant, pca_reduce, register, validate
 
 # --------------------------------------------------------------------------- LFC
 
@@ -22,10 +22,14 @@ def lfc(*, features, labels) -> float:
     """Label-Feature Correlation (Deshpande et al. 2021, Sec. 3.3, normalised as eq. 8).
 
     Pearson correlation over all N*N entries of Theta_F = F F^T (raw features) and
-    K_Y (K_ij = +1 if y_i == y_j else -1, diagonal included). Computed from moments
-    without any N x N label matrix: sum Theta = ||sum_i f_i||^2, sum over same-label
-    pairs = sum_c ||sum_{i in c} f_i||^2, sum Theta^2 = ||F^T F||_F^2, and K's moments
-    from the class counts. Invariant to scaling F by a positive constant.
+    K_Y (K_ij = +1 if y_i == y_j else -1, diagonal included), without any N x N matrix, from
+    centred quantities: with m the mean feature, G = F - m and a_i = m . g_i,
+    Theta_ij - mean(Theta) = a_i + a_j + g_i . g_j, so
+    sum (Theta - mean)^2 = 2N ||a||^2 + ||G^T G||_F^2 and
+    sum (Theta - mean) K = 4 sum_c n_c A_c + 2 sum_c ||h_c||^2 (h_c, A_c: class sums of g, a).
+    Centred moments (not E[T^2] - E[T]^2, which cancels) keep it right at any common
+    feature offset (before, an offset of 1e5 gave a false "constant" error). Invariant to
+    scaling F by a positive constant; NOT to an offset, which changes F F^T by definition.
     """
     checked = validate(features=features, labels=labels)
     f = checked.features
@@ -34,21 +38,23 @@ def lfc(*, features, labels) -> float:
         f = f / scale  # LFC is scale invariant; this only guards against overflow
     n = f.shape[0]
     m = float(n) * n
-    total = f.sum(axis=0)
-    sums = class_sums(f, checked.labels, checked.n_classes)
-    counts = np.bincount(checked.labels).astype(np.int64)
+    mean = f.mean(axis=0)
+    g = f - mean
+    g -= g.mean(axis=0)   # two-pass correction: sum g = 0 to rounding of g, not of f
+    a = g @ mean
+    h = class_sums(g, checked.labels, checked.n_classes)
+    counts = np.bincount(checked.labels).astype(np.float64)
+    a_c = h @ mean
 
-    mean_t = float(total @ total) / m
-    mean_tt = _gram_sq_norm(f) / m
-    mean_tk = (2.0 * float(np.vdot(sums, sums)) - float(total @ total)) / m
-    mean_k = (2.0 * float(counts @ counts) - m) / m
-
-    var_t = mean_tt - mean_t ** 2
-    if var_t <= 1e-10 * mean_tt:
+    var_t = (2.0 * n * float(a @ a) + _gram_sq_norm(g)) / m
+    mean_t = float(mean @ mean)
+    if is_constant(np.sqrt(var_t), np.sqrt(var_t + mean_t ** 2)):
         raise ValueError("lfc: feature similarity matrix F F^T is constant (e.g. all features "
                          "zero or all samples identical); correlation undefined")
+    cov_tk = (4.0 * float(counts @ a_c) + 2.0 * float(np.vdot(h, h))) / m
+    mean_k = (2.0 * float(counts @ counts) - m) / m
     var_k = 1.0 - mean_k ** 2
-    corr = (mean_tk - mean_t * mean_k) / np.sqrt(var_t * var_k)
+    corr = cov_tk / np.sqrt(var_t * var_k)
     return finite_score(np.clip(corr, -1.0, 1.0), "lfc")
 
 
@@ -70,7 +76,8 @@ def parc(*, features, labels, pca_dim=None, as_reference=False) -> float:
     ``1 - np.corrcoef(np.eye(C)[y])`` with its rounding noise (C = the distinct labels; the
     reference takes C from its dataset table, the same when every class is in the probe set),
     and degenerate inputs (a constant standardised row) give NaN as the reference does.
-    Raises ValueError for N < 3, a constant label RDM (default only) or bad inputs.
+    Raises ValueError for N < 3, a constant label RDM (default only) or bad inputs. The default
+    tests "constant" rows and feature RDM up to rounding (``is_constant``), not by exact equality.
     """
     exact = check_as_reference(as_reference)
     checked = validate(features=features, labels=labels)
@@ -84,11 +91,13 @@ def parc(*, features, labels, pca_dim=None, as_reference=False) -> float:
             feat_rdm = 1.0 - np.corrcoef(feats)[rows, cols]
             label_rdm = 1.0 - np.corrcoef(np.eye(checked.n_classes)[checked.labels])[rows, cols]
             return reference_value(100.0 * spearmanr(feat_rdm, label_rdm)[0])
-    if (np.ptp(feats, axis=1) == 0).any():
+    if is_constant(np.ptp(feats, axis=1)).any():
         raise ValueError("parc: some sample has constant standardised features (need >= 2 "
                          "informative feature dims); row correlation undefined")
     feat_rdm = 1.0 - np.corrcoef(feats)[rows, cols]
     label_rdm = (checked.labels[rows] != checked.labels[cols]).astype(np.float64)
     if label_rdm.min() == label_rdm.max():
         raise ValueError("parc: every sample has its own class, so the label RDM is constant")
+    if is_constant(np.ptp(feat_rdm)):
+        raise ValueError("parc: the feature RDM is constant (up to rounding); rank correlation undefined")
     return finite_score(100.0 * spearmanr(feat_rdm, label_rdm)[0], "parc")

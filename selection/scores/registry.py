@@ -12,6 +12,7 @@ from sklearn.decomposition import PCA
 SCORES: dict[str, Callable[..., float]] = {}
 
 PROB_SUM_TOL = 1e-4
+CONSTANT_RTOL = 1e-12   # a spread below this fraction of its scale is rounding noise: "constant"
 _MISSING = object()
 
 
@@ -91,12 +92,28 @@ def as_float_2d(x, name: str) -> np.ndarray:
     return arr
 
 
+def _missing_positions(y: np.ndarray) -> np.ndarray:
+    """Positions of missing labels: None, or NaN (float arrays, or floats in an object array)."""
+    if y.dtype.kind in "fc":
+        return np.flatnonzero(np.isnan(y))
+    if y.dtype.kind == "O":
+        return np.flatnonzero([v is None or (isinstance(v, numbers.Number) and v != v) for v in y])
+    return np.empty(0, dtype=np.intp)
+
+
 def check_labels(labels) -> tuple[np.ndarray, int]:
+    """Labels as 0..n_classes-1 and n_classes; missing labels (None/NaN) are a ValueError naming
+    their positions (before: None reached np.unique and ended in a TypeError from numpy)."""
     y = np.asarray(labels)
     if y.ndim != 1:
         raise ValueError(f"labels must be a 1-D array; got shape {y.shape}")
     if y.shape[0] < 2:
         raise ValueError(f"need at least 2 samples; got {y.shape[0]}")
+    missing = _missing_positions(y)
+    if missing.size:
+        shown = missing[:10].tolist()
+        raise ValueError(f"labels contain NaN/None (missing values) at {missing.size} position(s): "
+                         f"{shown}{' ...' if missing.size > 10 else ''}")
     if y.dtype.kind in "fc" and not np.isfinite(y).all():
         raise ValueError("labels contain NaN or inf values")
     _, inverse = np.unique(y, return_inverse=True)
@@ -138,6 +155,14 @@ def validate(*, labels, features=_MISSING, probs=_MISSING) -> Checked:
     check_lengths(y, "labels", **arrays)
     inverse, n_classes = check_labels(y)
     return Checked(labels=inverse, n_classes=n_classes, **arrays)
+
+
+def is_constant(spread, scale=1.0):
+    """Whether a spread (ptp or standard deviation; array-like) is rounding noise: at most
+    CONSTANT_RTOL * scale, with ``scale`` the magnitude the values are computed at (1 for
+    correlation / cosine distances). Scores that need variation test "constant" with this,
+    never with exact equality, which round-off defeats."""
+    return np.asarray(spread) <= CONSTANT_RTOL * scale
 
 
 def finite_score(value, name: str) -> float:

@@ -6,7 +6,7 @@ from scipy.stats import spearmanr
 from sklearn.preprocessing import StandardScaler
 
 from selection.scores.reference_mode import check_as_reference, reference_value
-from selection.scores.registry import as_float_2d, finite_score, pca_reduce, register, validate
+from selection.scores.registry import as_float_2d, finite_score, is_constant, pca_reduce, register, validate
 
 
 def _paired(features, probe_features, labels, min_samples: int, name: str):
@@ -32,7 +32,7 @@ def _upper(mat: np.ndarray) -> np.ndarray:
 
 def _row_corr(x: np.ndarray, name: str) -> np.ndarray:
     """(N, N) Pearson correlation between the rows of x (np.corrcoef(x)) as one Gram matrix."""
-    if (np.ptp(x, axis=1) == 0).any():
+    if is_constant(np.ptp(x, axis=1), np.abs(x).max(axis=1)).any():
         raise ValueError(f"rsa: some row of {name} is constant; its correlation with other "
                          "samples is undefined")
     z = x - x.mean(axis=1, keepdims=True)
@@ -55,6 +55,8 @@ def rsa(*, features, probe_features, labels=None, pca_dim=None, as_reference=Fal
     code behind PARC's Tables 1-2: each set is standardised per feature (StandardScaler) before
     the RDMs and the score is 100 * the Spearman correlation, in [-100, 100]; degenerate inputs
     give NaN as there. Raises ValueError for N < 3, a constant row or RDM (default) or bad inputs.
+    "Constant" allows rounding (``is_constant``): before, an RDM that is 0 only up to round-off
+    (e.g. rows that are positive rescalings of one pattern) gave a finite score ranking that noise.
     """
     exact = check_as_reference(as_reference)
     f, p = _paired(features, probe_features, labels, 3, "rsa")
@@ -67,8 +69,8 @@ def rsa(*, features, probe_features, labels=None, pca_dim=None, as_reference=Fal
     rdm_f = 1.0 - _upper(_row_corr(f, "features"))
     rdm_p = 1.0 - _upper(_row_corr(p, "probe_features"))
     for rdm, name in ((rdm_f, "features"), (rdm_p, "probe_features")):
-        if rdm.min() == rdm.max():
-            raise ValueError(f"rsa: the RDM of {name} is constant; rank correlation undefined")
+        if is_constant(np.ptp(rdm)):
+            raise ValueError(f"rsa: the RDM of {name} is constant (up to rounding); rank correlation undefined")
     return finite_score(spearmanr(rdm_f, rdm_p)[0], "rsa")
 
 
@@ -107,7 +109,8 @@ def dds(*, features, probe_features, pca_dim=None, as_reference=False) -> float:
 
     The default equals the reference (dbolya/parc ``DDS.get_similarity_from_rdms``, commit ddfca43) up to
     rounding; ``as_reference=True`` only returns NaN where the reference divides 0 by 0 (a zero
-    centred distance matrix) instead of raising ValueError.
+    centred distance matrix) instead of raising ValueError. The default tests that matrix for zero
+    up to rounding (``is_constant``; cosine distances lie in [0, 2]), not for exact zeros.
     """
     exact = check_as_reference(as_reference)
     f, p = _paired(features, probe_features, None, 4, "dds")
@@ -117,7 +120,7 @@ def dds(*, features, probe_features, pca_dim=None, as_reference=False) -> float:
         grams.append(_u_center(_cosine_rdm(x)))
         if not np.any(grams[-1]) and exact:
             return float("nan")
-        if not np.any(grams[-1]):
+        if is_constant(np.ptp(grams[-1])):
             raise ValueError(f"dds: the centred distance matrix of {name} is zero "
                              "(all samples equidistant); CKA undefined")
     d_f, d_p = grams
