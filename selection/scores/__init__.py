@@ -26,6 +26,7 @@ from selection.scores import (  # noqa: F401,E402  (each module registers its sc
     domain,
     evidence,
     gradient,
+    pactran,
     probes,
     representation,
     separability,
