@@ -14,6 +14,7 @@ import numpy as np
 from pipeline.errors import UserError
 from pipeline.layout import is_parc_draw, probe_cache, probe_network_dir, setting_dir, source_cache
 from selection.scores import SCORES, compute_score, load_plugins
+from selection.scores.ped import check_ped_option, ped_option
 from selection.scores.registry import pca_reduce
 
 
@@ -72,9 +73,14 @@ def method_table(methods, variants, probe_networks=None) -> dict[str, Method]:
         raise SelectionError(f"unknown selection method(s) {unknown}; known: {', '.join(sorted(SCORES))}")
     for name, (score, options, network, _) in table.items():
         params = inspect.signature(SCORES[score]).parameters
-        bad = [o for o in options if o not in params and not (o == "pca_dim" and "features" in params)]
+        bad = [o for o in options if o not in params and not (o in ("pca_dim", "ped") and "features" in params)]
         if bad:
             raise SelectionError(f"method {name!r}: score {score!r} has no option(s) {bad}")
+        if "ped" in options and "ped" not in params:
+            try:
+                check_ped_option(options["ped"])
+            except ValueError as err:
+                raise SelectionError(f"method {name!r}: {err}") from None
         if network is not None and "probe_features" not in params:
             raise SelectionError(f"method {name!r}: probe_network {network!r} is for scores that read probe-network "
                                  f"features (rsa, dds), not {score!r}")
@@ -96,8 +102,11 @@ def inputs_of(score: str) -> set[str]:
 
 
 def run_method(score: str, options: dict, inputs: dict) -> float:
-    """PCA is an option of every feature score: applied here unless the score does its own."""
+    """PED (`ped`, selection.scores.ped) and PCA (`pca_dim`) are options of every feature score: applied here to
+    its features, PED first (the remapping reads the model's own features), unless the score does its own."""
     options = dict(options)
+    if "ped" in options and "ped" not in inputs_of(score):
+        inputs = {**inputs, "features": ped_option(inputs["features"], inputs.get("labels"), options.pop("ped"))}
     if "pca_dim" in options and "pca_dim" not in inputs_of(score):
         inputs = {**inputs, "features": pca_reduce(np.asarray(inputs["features"], dtype=np.float64), options.pop("pca_dim"))}
     return compute_score(score, **inputs, **options)

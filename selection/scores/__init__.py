@@ -26,7 +26,9 @@ from selection.scores import (  # noqa: F401,E402  (each module registers its sc
     domain,
     evidence,
     gradient,
+    ot_nce,
     pactran,
+    ped,  # the `ped` feature remapping (an option of feature scores, no score of its own)
     probes,
     representation,
     separability,
