@@ -74,9 +74,10 @@ def visible_gpus() -> int:
 
 
 def command(module: str, overrides: list[str], ranks: int, device: str) -> list[str]:
-    """The job's command line: its stage under torchrun (ranks > 1) or python -m, on `device`."""
+    """The job's command line: its stage under torchrun (ranks > 1), else through pipeline.warm (a fork of the
+    run's warm server when there is one, else python -m), on `device`."""
     head = ([sys.executable, "-m", "torch.distributed.run", "--standalone", f"--nproc_per_node={ranks}", "-m"]
-            if ranks > 1 else [sys.executable, "-m"])
+            if ranks > 1 else [sys.executable, "-m", "pipeline.warm"])
     return [*head, module, *overrides, f"runtime.device={device}"]
 
 

@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 
 from pipeline.errors import UserError
+from pipeline.warm import start_server
 
 PID_FILE = Path(".snakemake") / "pipeline_run.pid"
 LOCKS = Path(".snakemake") / "locks"
@@ -54,4 +55,5 @@ def run(args: list[str], workdir: Path = Path(".")) -> None:
         print(f"pipeline: a previous run died; removed its lock ({len(removed)} file(s)) and resuming", file=sys.stderr)
     (workdir / PID_FILE).parent.mkdir(parents=True, exist_ok=True)
     (workdir / PID_FILE).write_text(str(os.getpid()))
+    start_server(args)  # the jobs of this run start as forks of one warm process (pipeline.warm)
     os.execv(sys.executable, [sys.executable, "-m", "snakemake", "--rerun-incomplete", *args])

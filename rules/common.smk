@@ -84,11 +84,12 @@ def stage_shell(stage, step=None, launcher=False):
     """The one command line of every rule: the stage's module with its step and the benchmark's preset,
     then the job's identity (`params.identity`), its own Hydra run directory (`params.run_dir`) and its
     log. `launcher`: the job starts through pipeline.launch, which assigns its GPUs (`resources.job_gpus`),
-    runs `resources.ranks` torchrun ranks and says its device; else `python -m` (CPU-only stages)."""
+    runs `resources.ranks` torchrun ranks and says its device; else `python -m pipeline.warm` (CPU-only stages:
+    a fork of the run's warm server, pipeline.warm, or `python -m` without one)."""
     head = stage_overrides(stage, PRESET, config["config_dirs"], step)
     env = " ".join(f"{k}={v}" for k, v in config_dirs_env(config["config_dirs"]).items())
     python = (f"python -m pipeline.launch --gpus {{resources.job_gpus}} --ranks {{resources.ranks}} "
-              f"--node-gpus {given('gpu') or 0}" if launcher else "python -m")
+              f"--node-gpus {given('gpu') or 0}" if launcher else "python -m pipeline.warm")
     return (f"{env + ' ' if env else ''}{python} {STAGES[stage].module} {' '.join(head)} seed={SEED} {{params.identity}} "
             "hydra.run.dir={params.run_dir} hydra.job.chdir=false > {log} 2>&1")
 

@@ -177,7 +177,7 @@ def test_one_gpu_node_bounds_and_assigns_its_gpus(tmp_path):
             assert (res["gpu"], res["ranks"]) == ("1", "1")
             assert shell.startswith("python -m pipeline.launch --gpus 1 --ranks 1 --node-gpus 8 ")
         elif rule == "data_prep":
-            assert res["gpu"] == "0" and shell.startswith("python -m data_prep ")
+            assert res["gpu"] == "0" and shell.startswith("python -m pipeline.warm data_prep ")
     assert {r for r, *_ in jobs} >= TRAINING | ONE_GPU | {"data_prep"}
     # the training jobs' runtimes come from their work: ImageNet's 732 images x 1000 classes x 90 epochs
     # at 1000 images/s on each of 8 GPUs, twice over, is 275 minutes

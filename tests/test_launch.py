@@ -62,6 +62,6 @@ def test_cpu_jobs_need_no_gpu_and_keep_their_ranks(tmp_path):
     """device=cpu (no GPUs): the stage runs on the CPU, under torchrun with the ranks it would have had GPUs."""
     env = {}
     assert launch.prepare(0, 3, 0, env) == "cpu" and "CUDA_VISIBLE_DEVICES" not in env
-    assert launch.command("finetune", [], 1, "cpu")[1:] == ["-m", "finetune", "runtime.device=cpu"]
+    assert launch.command("finetune", [], 1, "cpu")[1:] == ["-m", "pipeline.warm", "finetune", "runtime.device=cpu"]
     with pytest.raises(launch.LaunchError, match="one rank per GPU"):
         launch.prepare(2, 3, 8, {})
