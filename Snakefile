@@ -26,6 +26,7 @@ localrules:
     all,
     tables,
     evaluate,
+    stability,
     figures,
     artifacts,
     ground_truth,

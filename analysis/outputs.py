@@ -25,7 +25,7 @@ from typing import Callable
 from analysis.tables import LR_SELECTION_LABEL
 from pipeline.layout import Layout, probe_label
 
-STEPS = ("tables", "evaluate", "figures", "artifacts", "ground_truth")
+STEPS = ("tables", "evaluate", "stability", "figures", "artifacts", "ground_truth")
 KINDS = ("table", "figure", "markdown")
 CONDITIONS = ("multidomain", "paper", "theta_f")
 PAPERS = {"benchmark": "this benchmark's result tables",

@@ -62,6 +62,15 @@ def serve(path: str, parent: int | None = None) -> None:
         server.close()
         if os.path.exists(path):
             os.unlink(path)
+        _remove_quiet_folder(os.path.dirname(path))
+
+
+def _remove_quiet_folder(folder: str) -> None:
+    """Remove start_server's temporary folder when its server.log is empty (a log with a message stays)."""
+    log = os.path.join(folder, "server.log")
+    if os.path.basename(folder).startswith("pipeline-warm-") and os.path.isfile(log) and not os.path.getsize(log):
+        os.unlink(log)
+        os.rmdir(folder)
 
 
 def start_server(args: list[str]) -> str | None:

@@ -51,6 +51,26 @@ rule evaluate:
         stage_shell("analysis", step="evaluate")
 
 
+rule stability:
+    """How stable the verdicts are: leave-one-expert-out and leave-one-target-out changes, the setup stability
+    of Agostinelli et al. (shots, pools, probe draws, seeds) and the static baselines; beside `evaluate`,
+    from the same tables (a job of its own: both run at once)."""
+    input:
+        step_tables("stability"),
+    output:
+        step_outputs("stability"),
+    params:
+        # Hydra adds keys to a dict only with ++
+        identity=analysis_identity(**{"++pools": POOLS}),
+        run_dir=LAYOUT.run_dir("analysis", "stability"),
+    log:
+        LAYOUT.log("analysis", "stability"),
+    benchmark:
+        LAYOUT.benchmark("analysis", "stability")
+    shell:
+        stage_shell("analysis", step="stability")
+
+
 rule figures:
     """Deshpande Figs. 2, 4, 6a, 6b (and 8), each with the CSV behind it."""
     input:
@@ -121,6 +141,7 @@ rule ground_truth:
 ANALYSIS_OUTPUTS = [rules.ground_truth.output] if ZOO_BENCHMARK else [
     rules.tables.output,
     rules.evaluate.output,
+    rules.stability.output,
     rules.figures.output,
     rules.artifacts.output,
 ]
