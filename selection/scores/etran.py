@@ -4,7 +4,7 @@
 
 Source: mgholamikn/ETran @ d4551ed8f41f4ed6eba08b9cc1a78bae178acd19, ``metrics.py`` (``Energy_Score``,
 ``LDA_Score`` with its class ``LDA``), called as ``evaluate_metric.py`` calls them (metrics ``energy`` and
-``lda``); the combination in ``tw.py`` (metric ``etran``). Paper: Sec. 3 (energy score S_en, LDA-based
+``lda``); the combination in ``tw.py`` (metric ``etran``). Paper: the method section (energy score S_en, LDA-based
 classification score S_cls, SVD-based regression score S_reg). Paper vs code: the paper sums three
 scores; the code ranks classification with 0.15 * scaled energy + 0.85 * scaled LDA score (``tw.py``), no
 regression score (its ``_solve_eigen2`` is dead code), and applies the energy to the penultimate

@@ -5,8 +5,9 @@ per neural-collapse phenomenon. The combined ``ncti`` normalises each part acros
 
 Source: BUserName/NCTI @ b18d39514a3f2a7a949500b467a38b93de1428e4, ``metrics.py`` ``NCTI_Score`` (returns
 the three parts), combined in ``evaluate_metric_group1_cpu.py`` (metric ``ncti``: each part min-max scaled
-over the models, ``mcscore + mascore - cpscore``). Paper: Sec. 3 (SELI geometry, nearest-centre
-classifier, within-class variability collapse) and Sec. 3.4 (the sum). Where paper and code differ the
+over the models, ``mcscore + mascore - cpscore``). Paper: the method section (SELI geometry, nearest-centre
+classifier, within-class variability collapse, and their sum; section numbers not checked against the
+PDF). Where paper and code differ the
 code is followed: PCA to 64 dimensions first, the shrinkage exp(-(variance of the first 32 principal
 components)) choosing sklearn's LDA solver, the within-class variability read from the LDA posteriors.
 """
