@@ -127,9 +127,12 @@ def finetune_table(paths: Iterable) -> pd.DataFrame:
 
 
 def scores_table(paths: Iterable) -> pd.DataFrame:
-    """One row per expert x target x shots x selection method."""
+    """One row per expert x target x shots x selection method, the zoo-level methods (ETran, NCTI: parts
+    normalised across the experts of one target, shots and probe set; selection.scores.zoo_level) included."""
+    from selection.scores.zoo_level import combine  # numpy / pandas / sklearn, no torch; imported when used
+
     rows = [r for p in paths for r in load_record(p).get("rows", [])]
-    return _frame(rows, SCORE_COLUMNS, "score")
+    return combine(_frame(rows, SCORE_COLUMNS, "score"))
 
 
 def score_failures_table(paths: Iterable) -> pd.DataFrame:

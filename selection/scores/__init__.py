@@ -24,8 +24,10 @@ from selection.scores.source_probs import leep  # noqa: F401,E402
 from selection.scores import (  # noqa: F401,E402  (each module registers its scores)
     clustering,
     domain,
+    etran,  # ETran's parts etran_energy, etran_lda (the combined etran is zoo-level: zoo_level)
     evidence,
     gradient,
+    ncti,  # NCTI's parts ncti_seli, ncti_ncc, ncti_vc (the combined ncti is zoo-level: zoo_level)
     ot_nce,
     pactran,
     ped,  # the `ped` feature remapping (an option of feature scores, no score of its own)
@@ -34,3 +36,4 @@ from selection.scores import (  # noqa: F401,E402  (each module registers its sc
     separability,
     sparsity,
 )
+from selection.scores.zoo_level import ZOO_METHODS, combine  # noqa: F401,E402  (methods combined across the zoo)
