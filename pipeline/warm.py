@@ -117,6 +117,7 @@ def _job(conn: socket.socket) -> None:
         os.chdir(request["cwd"])
         os.environ.clear()
         os.environ.update(request["env"])
+        _thread_limits(os.environ)
         conn.sendall(json.dumps({"pid": os.getpid()}).encode() + b"\n")
         threading.Thread(target=_die_with_client, args=(conn, finished), daemon=True).start()
         # the import path `python -m` would have there: the working directory first, then $PYTHONPATH
@@ -141,6 +142,20 @@ def _job(conn: socket.socket) -> None:
         conn.sendall(json.dumps({"exit": code}).encode() + b"\n")
     finally:
         os._exit(code)
+
+
+def _thread_limits(env) -> None:
+    """The job's thread counts (Snakemake sets OMP_NUM_THREADS and the BLAS variables to the job's threads),
+    which a new process reads when it imports numpy and torch, applied to the pools the server already made:
+    else every job would use all cores and two jobs on two cores would fight over them."""
+    threads = env.get("OMP_NUM_THREADS")
+    if not threads or not threads.isdigit() or int(threads) < 1:
+        return
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=int(threads))
+    if "torch" in sys.modules:
+        sys.modules["torch"].set_num_threads(int(threads))
 
 
 def _die_with_client(conn: socket.socket, finished) -> None:

@@ -241,7 +241,7 @@ def test_cli_renders_exactly_each_steps_outputs(tmp_path):
              f"multidomain_records={lst(records['multidomain'])}", f"target_dirs={lst(records['target_dirs'])}", hydra)
     assert r.returncode == 0, r.stderr
     printed = [line for line in r.stdout.splitlines() if line.startswith(str(res))]  # Hydra logs there too
-    for step in ("evaluate", "figures", "artifacts"):
+    for step in ("evaluate", "stability", "figures", "artifacts"):
         extra = [f"theta_f_records={lst(records['theta_f'])}"] if step == "figures" else []
         r = _cli(f"step={step}", f"results_dir={res}", *settings, *extra, hydra)
         assert r.returncode == 0, r.stderr

@@ -12,6 +12,10 @@ from conftest import ROOT
 JOB = '''
 import os, sys, time
 print("argv", sys.argv[1:], "cwd", os.getcwd(), "X", os.environ.get("X"), "warm", "timm" in sys.modules, flush=True)
+if sys.argv[1:] == ["threads"]:
+    import torch
+    from threadpoolctl import threadpool_info
+    print("threads", torch.get_num_threads(), sorted({p["num_threads"] for p in threadpool_info()}), flush=True)
 if sys.argv[1:] == ["fail"]:
     raise SystemExit("bad input: said in one line")
 if sys.argv[1:] == ["crash"]:
@@ -30,6 +34,10 @@ def server(tmp_path_factory):
     (folder / "wjob.py").write_text(JOB)
     path = str(folder / "socket")
     proc = subprocess.Popen([sys.executable, "-m", "pipeline.warm", "serve", path], cwd=ROOT)
+    for _ in range(600):  # bound at once, before its imports (a job connecting then waits for them)
+        if os.path.exists(path):
+            break
+        time.sleep(0.05)
     yield folder, path
     proc.terminate()
     proc.wait(timeout=30)
@@ -56,6 +64,15 @@ def test_a_job_runs_as_a_fork_with_its_own_arguments_directory_environment_and_e
     crash = _job(folder, path, "crash")
     assert crash.returncode == 1 and "RuntimeError: boom" in crash.stderr
     assert _job(folder, path, "exit3").returncode == 3
+
+
+def test_a_job_gets_the_thread_count_snakemake_gives_it(server):
+    """A cold process reads OMP_NUM_THREADS when it imports numpy and torch; the fork applies it to the
+    server's thread pools (else two 1-thread jobs would each use every core)."""
+    folder, path = server
+    warm = _job(folder, path, "threads", OMP_NUM_THREADS="1", OPENBLAS_NUM_THREADS="1", MKL_NUM_THREADS="1")
+    assert warm.returncode == 0, warm.stderr
+    assert warm.stdout.splitlines()[-1] == "threads 1 [1]"
 
 
 def test_without_a_server_the_job_starts_cold_with_the_same_output(server, tmp_path):
