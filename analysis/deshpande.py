@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 
 from analysis.cost import compute_cost as long_compute_cost
-from analysis.plotting import MARKERS, bars, grid, heatmaps, no_data, panels, save_figure
+from analysis.plotting import MARKERS, bars, heatmaps, no_data, readable_grid, save_figure
 from analysis.intervals import seed_bootstrap, selection_bootstrap, summarize_selection, summary_bars
 from analysis.protocols import (CORRELATIONS, ablation_probes, evaluate_selection, gain_bounds, method_order,
                                 probe_size_ablation)
@@ -142,7 +142,7 @@ def fig1_error_vs_shots(ctx, out_png) -> pd.DataFrame:
 
     shots = shots_order(data["shots"])[::-1]  # fewest shots on the left, as the paper's axis
     names = ["mean"] + sorted(set(data["target"]) - {"mean"})
-    fig, axes = grid(len(names), 3.2, 2.8)
+    fig, axes = readable_grid(len(names), 3.2, 2.8)
     for ax, target in zip(axes, names):
         d = data[data["target"] == target]
         for series, style in (("zoo_best", dict(color="C0", marker="o", label="model zoo (best expert)")),
@@ -183,7 +183,7 @@ def fig2_finetune_error(ctx, out_png) -> pd.DataFrame:
     archs = sorted(data["arch"].unique())
     n_cols = len(archs) + 1  # reference column + one per arch
     offsets = np.linspace(-0.3, 0.3, n_cols) if n_cols > 1 else np.zeros(1)
-    fig, axes = panels(len(shots), max(4.0, 0.9 * data["target"].nunique() + 2), 4.5)
+    fig, axes = readable_grid(len(shots), max(4.0, 0.9 * data["target"].nunique() + 2), 4.5)
     handles = {}
     for ax, shot in zip(axes, shots):
         d = data[data["shots"] == shot]
@@ -213,9 +213,9 @@ def fig2_finetune_error(ctx, out_png) -> pd.DataFrame:
         ax.set_title(f"shots: {shot}")
         ax.grid(axis="y", alpha=0.3)
     if handles:
-        fig.legend(handles=list(handles.values()), loc="upper center", ncol=min(len(handles), 4),
-                   bbox_to_anchor=(0.5, 1.0), fontsize=8, frameon=False)
-    fig.suptitle("Fine-tuning the model zoo: test error per expert", y=1.06)
+        fig.legend(handles=list(handles.values()), loc="outside lower center", ncol=min(len(handles), 4), fontsize=8,
+                   frameon=False)
+    fig.suptitle("Fine-tuning the model zoo: test error per expert")
     return save_figure(fig, data, out_png)
 
 
@@ -349,7 +349,8 @@ def fig7_probe_size(ctx, out_png) -> pd.DataFrame:
     data = ab[ab.groupby("shots")["probe"].transform("nunique") > 1].reset_index(drop=True)
     shots, methods = shots_order(data["shots"]), method_order(data["method"])
     probes = [p for p in ablation_probes(ctx.single("scores"), ctx.probe_set) if p in set(data["probe"])]
-    fig, axes = panels(len(shots), max(5.0, 0.22 * len(methods) * max(len(probes), 1) + 2), 4)
+    width = max(5.0, 0.22 * len(methods) * max(len(probes), 1) + 2)
+    fig, axes = readable_grid(len(shots), width, max(4.0, width / 2.5))  # one wide panel: taller, not 4:1
     for ax, shot in zip(axes, shots):
         bars(ax, data[data["shots"] == shot], "method", "probe", f"top{k}_gain", methods, probes,
              {p: probe_label(p) for p in probes})

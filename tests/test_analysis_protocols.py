@@ -270,8 +270,7 @@ def test_evaluate_cli_writes_every_table(tmp_path):
     written = {p.stem for p in run(cfg)}
     # no targets.csv here: the learned recommenders are skipped (with a warning), their tables empty
     assert written == {"selection_eval", "selection_summary", "noise_ceiling", "finetune_ground_truth", "compute_cost",
-                       "regret", "parc_protocol", "probe_size_ablation", "gr_table2", "recommendations",
-                       "stability_leave_one_out", "setup_stability", "static_baselines"}
+                       "regret", "parc_protocol", "probe_size_ablation", "gr_table2", "recommendations"}
     for name in ("parc_protocol", "probe_size_ablation"):
         df = pd.read_csv(res / "tables" / f"{name}.csv")
         assert df.empty and len(df.columns) == 5
