@@ -3,8 +3,8 @@ pipeline.warm's server, as `make run` starts its jobs).
 
     python benchmarks/job_startup.py [--repeat 5] [--module finetune]
 
-Each measurement runs ``python -m pipeline.warm <module> --help`` (Hydra composes the stage's configuration
-and prints its help after every import of the stage) and prints the median wall seconds of each way.
+Each measurement runs ``python -m pipeline.warm <module> preset=mini/<module> --cfg job`` (every import of the
+stage, then Hydra composes and prints its configuration) and prints the median wall seconds of each way.
 """
 from __future__ import annotations
 
@@ -25,8 +25,8 @@ def timed(module: str, socket_path: str | None) -> float:
     if socket_path:
         env["PIPELINE_WARM_SOCKET"] = socket_path
     began = time.perf_counter()
-    subprocess.run([sys.executable, "-m", "pipeline.warm", module, "--help"], cwd=ROOT, env=env, check=True,
-                   stdout=subprocess.DEVNULL)
+    subprocess.run([sys.executable, "-m", "pipeline.warm", module, f"preset=mini/{module}", "--cfg", "job"], cwd=ROOT,
+                   env=env, check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - began
 
 
