@@ -25,7 +25,7 @@ import pandas as pd
 from analysis.intervals import selection_bootstrap, summarize_selection
 from analysis.protocols import (CORRELATIONS, TIE_RTOL, evaluate_selection, kendall, method_order, order_rows,
                                 probe_rows, probes_present)
-from analysis.strategies import random_strategy, ranked_methods, restrict_pool
+from analysis.strategies import random_strategy, restrict_pool
 from analysis.tables import ground_truth_rows, shots_order, split_zoos
 from pipeline.layout import is_parc_draw
 
@@ -192,15 +192,16 @@ def static_rankings(scores: pd.DataFrame, zoo: pd.DataFrame, reference_expert: s
 # --------------------------------------------------------------------------- renderers (analysis.outputs)
 
 def stability_leave_one_out(ctx) -> pd.DataFrame:
-    """stability_leave_one_out.csv: `leave_one_out` of every method and strategy (`ranked_methods`) on the
-    single-domain zoo and the main probe set."""
-    return leave_one_out(ctx.single("finetune"), ranked_methods(ctx), ctx.reference_expert, ctx.probe_set)
+    """stability_leave_one_out.csv: `leave_one_out` of every score (not the strategies built on them: a third of
+    the time) on the single-domain zoo and the main probe set."""
+    return leave_one_out(ctx.single("finetune"), ctx.single("scores"), ctx.reference_expert, ctx.probe_set)
 
 
 def setup_stability(ctx) -> pd.DataFrame:
-    """setup_stability.csv: `setup_rows` of every method and strategy over the shot settings, the model pools
-    (ctx.pools), PARC's probe draws and the fine-tuning seeds of the single-domain zoo."""
-    return setup_rows(ctx.single("finetune"), ranked_methods(ctx), ctx.reference_expert, ctx.probe_set,
+    """setup_stability.csv: `setup_rows` of every score (the transferability metrics Agostinelli et al. rank)
+    over the shot settings, the model pools (ctx.pools), PARC's probe draws and the fine-tuning seeds of the
+    single-domain zoo."""
+    return setup_rows(ctx.single("finetune"), ctx.single("scores"), ctx.reference_expert, ctx.probe_set,
                       zoo=ctx.table("zoo_accuracy"), pools=ctx.pools, runs=split_zoos(ctx.runs())[0],
                       lr_selection=ctx.lr_selection)
 

@@ -40,8 +40,8 @@ def test_mini_dag_job_counts(tmp_path):
     assert counts == {
         "data_prep": 4 + targets, "zoo_training": experts, "multidomain": 3, "domain_experts": 1,
         "finetune": experts + domains, "selection": experts + domains, "probe_model": targets,
-        "tables": 1, "evaluate": 1, "figures": 1, "artifacts": 1, "all": 1,
-        "total": 4 + targets + experts + 3 + 1 + 2 * (experts + domains) + targets + 5,
+        "tables": 1, "evaluate": 1, "stability": 1, "figures": 1, "artifacts": 1, "all": 1,
+        "total": 4 + targets + experts + 3 + 1 + 2 * (experts + domains) + targets + 6,
     }
     assert counts["total"] == MINI_JOBS
 
@@ -127,8 +127,8 @@ def test_paper_dag_job_counts(tmp_path):
     assert counts == {
         "data_prep": 19, "zoo_training": single, "multidomain": 3, "domain_experts": 1,
         "finetune": single + domains, "selection": single + domains,
-        "probe_model": 11 * networks, "tables": 1, "evaluate": 1, "figures": 1, "artifacts": 1, "all": 1,
-        "total": PAPER_JOBS,
+        "probe_model": 11 * networks, "tables": 1, "evaluate": 1, "stability": 1, "figures": 1, "artifacts": 1,
+        "all": 1, "total": PAPER_JOBS,
     }
     # one probe_model job per (network, target), each training one network; the selection jobs read them all
     for network in ("resnet18", "resnet50", "alexnet"):
@@ -208,7 +208,7 @@ def test_a_site_file_sets_what_slurm_receives_without_touching_the_profile(tmp_p
     result = paper_dry_run(tmp_path, "--profile", "profiles/slurm", "-p", site=site)
     assert result.returncode == 0, result.stderr
     jobs = planned_jobs(result.stdout)
-    local = {"all", "tables", "evaluate", "figures", "artifacts", "domain_experts"}
+    local = {"all", "tables", "evaluate", "stability", "figures", "artifacts", "domain_experts"}
     submitted = [j for j in jobs if j[0] not in local]
     assert len(submitted) == PAPER_SLURM_JOBS
     for rule, _, res, shell in submitted:
