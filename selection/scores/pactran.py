@@ -40,19 +40,30 @@ def _prior_a0(labels: np.ndarray, n_classes: int, alpha: float) -> np.ndarray:
     return alpha * counts / counts.sum() + VB_EPS
 
 
+def _mean_field(s: np.ndarray, labels: np.ndarray, n_classes: int, a0: np.ndarray, normalised: bool):
+    """The reference's VB_ITERS mean-field updates from q(z_n) = s_n: q(phi_z) with shapes aw = a0 + the
+    class sums of q(z), then q(z_n) proportional to s_n exp(E[log phi_{y_n z}]); ``normalised`` (Dirichlet:
+    E[log phi] = digamma(aw) - digamma(sum_y aw)) or not (Gamma, rate 1: digamma(aw)). Returns
+    (log s, aw (C, Z), q(z) (N, Z), log q(z))."""
+    log_s = np.log(s + VB_EPS)
+    qz = s
+    for _ in range(VB_ITERS):
+        aw = a0[:, None] + class_sums(qz, labels, n_classes)                       # (C, Z)
+        logits = log_s + special.digamma(aw)[labels]
+        if normalised:
+            logits = logits - special.digamma(aw.sum(axis=0))
+        log_qz = logits - special.logsumexp(logits, axis=1, keepdims=True)
+        qz = np.exp(log_qz)
+    return log_s, aw, qz, log_qz
+
+
 def _pac_dirichlet(s: np.ndarray, labels: np.ndarray, n_classes: int, alpha: float) -> float:
     """The bound of ``calculate_pac_dir``: -ELBO / (N C) of the model y | z ~ Cat(phi_z),
     phi_z ~ Dir(a0) over the C target classes, z | x ~ s(x) over the Z source classes.
     Mean-field q(z_n) and q(phi_z) = Dir(aw_z), 10 updates from q(z_n) = s_n."""
     n, z = s.shape
     a0 = _prior_a0(labels, n_classes, alpha)
-    log_s = np.log(s + VB_EPS)
-    qz = s
-    for _ in range(VB_ITERS):
-        aw = a0[:, None] + class_sums(qz, labels, n_classes)                       # (C, Z)
-        logits = log_s + special.digamma(aw)[labels] - special.digamma(aw.sum(axis=0))
-        log_qz = logits - special.logsumexp(logits, axis=1, keepdims=True)
-        qz = np.exp(log_qz)
+    log_s, aw, qz, log_qz = _mean_field(s, labels, n_classes, a0, normalised=True)
     # log C(a) = log Gamma(sum a) - sum log Gamma(a): the Dirichlet normaliser; the reference adds
     # log C(a0) once per source class z (broadcast over Z)
     log_c0 = special.gammaln(a0.sum()) - special.gammaln(a0).sum()
@@ -68,14 +79,8 @@ def _pac_gamma(s: np.ndarray, labels: np.ndarray, n_classes: int, alpha: float) 
     Rate beta = bw = 1 as in the reference, so its aw log bw - a0 log beta and -log bw terms are 0."""
     n, z = s.shape
     a0 = _prior_a0(labels, n_classes, alpha)
-    log_s = np.log(s + VB_EPS)
-    qz = s
-    for _ in range(VB_ITERS):
-        aw = a0[:, None] + class_sums(qz, labels, n_classes)                       # (C, Z)
-        lw = s @ aw.sum(axis=0)                                                   # (N,)  (aw / bw, bw = 1)
-        logits = log_s + special.digamma(aw)[labels]
-        log_qz = logits - special.logsumexp(logits, axis=1, keepdims=True)
-        qz = np.exp(log_qz)
+    log_s, aw, qz, log_qz = _mean_field(s, labels, n_classes, a0, normalised=False)
+    lw = s @ aw.sum(axis=0)                                                       # (N,)  (aw / bw, bw = 1)
     kl_prior = z * special.gammaln(a0).sum() - special.gammaln(aw).sum()   # sum_{y z} lnG(a0_y) - lnG(aw_yz)
     rest = np.sum(np.sum(qz * (log_qz - log_s), axis=1) + np.log(lw) - 1.0)
     return (kl_prior + rest) / (n * n_classes) + 1.0
