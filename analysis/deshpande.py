@@ -109,15 +109,17 @@ def probe_size_table(ctx) -> pd.DataFrame:
                                ctx.probe_set)
 
 
+def figure_rankings(ctx) -> pd.DataFrame:
+    """What Figs. 4 and 6 show: the scores and the learned recommenders (recommendations.csv, when there) of
+    the single-domain zoo, without the strategies."""
+    scores, learned = ctx.single("scores"), ctx.table("recommendations", optional=True)
+    return scores if learned is None else pd.concat([scores, split_zoos(learned)[0]], ignore_index=True)
+
+
 def figure_selection(ctx) -> pd.DataFrame:
-    """Figs. 4 and 6's evaluation: the scores and the learned recommenders (recommendations.csv,
-    when there) of the single-domain zoo, without the strategies; computed once per context."""
-    def make():
-        scores, learned = ctx.single("scores"), ctx.table("recommendations", optional=True)
-        if learned is not None:
-            scores = pd.concat([scores, split_zoos(learned)[0]], ignore_index=True)
-        return evaluate_selection(ctx.single("finetune"), scores, ctx.reference_expert, ctx.top_k, ctx.probe_set)
-    return ctx.memo("figure_selection", make)
+    """Fig. 4's evaluation of `figure_rankings`; computed once per context."""
+    return ctx.memo("figure_selection", lambda: evaluate_selection(ctx.single("finetune"), figure_rankings(ctx),
+                                                                   ctx.reference_expert, ctx.top_k, ctx.probe_set))
 
 
 # --------------------------------------------------------------------------- fine-tuning figures
@@ -318,9 +320,7 @@ def fig5_multidomain_selection(ctx, out_png) -> pd.DataFrame:
 def figure_summary(ctx) -> pd.DataFrame:
     """Figs. 6a/6b's rows of selection_summary: the scores and the learned recommenders (not the strategies);
     without that table (a figure rendered on its own), computed from the scores and recommendations."""
-    summary = ctx.table("selection_summary", optional=True)
-    learned = ctx.table("recommendations", optional=True)
-    scores = ctx.single("scores") if learned is None else pd.concat([ctx.single("scores"), split_zoos(learned)[0]])
+    summary, scores = ctx.table("selection_summary", optional=True), figure_rankings(ctx)
     if summary is None:
         summary = summarize_selection(ctx, selection_bootstrap(ctx, scores, name="figure_bootstrap"))
     return summary[summary["method"].isin(set(scores["method"]))]

@@ -45,6 +45,11 @@ def _bounds(values: np.ndarray, level: float = LEVEL) -> tuple[np.ndarray, np.nd
     return out[0], out[1]
 
 
+def with_seed(runs: pd.DataFrame) -> pd.DataFrame:
+    """The fine-tune table with its ``seed`` column (a table from before fine-tuning seeds: one seed, 0)."""
+    return runs if "seed" in runs else runs.assign(seed=0)
+
+
 class SeedBootstrap:
     """A protocol evaluated on resamples of the fine-tuning seeds of ``runs`` (the fine-tune table, one row
     per run with a ``seed`` column; without it, one seed).
@@ -57,7 +62,7 @@ class SeedBootstrap:
     def __init__(self, evaluate: Callable[[pd.DataFrame], pd.DataFrame], runs: pd.DataFrame, keys: list[str],
                  metrics: list[str], lr_selection: str = "test", n_boot: int = N_BOOT, seed: int = 0):
         self.keys, self.metrics = list(keys), list(metrics)
-        runs = runs if "seed" in runs else runs.assign(seed=0)
+        runs = with_seed(runs)
         seeds = sorted(runs["seed"].unique())
         self.point = evaluate(ground_truth_rows(runs, lr_selection)).reset_index(drop=True)
         self.n_seeds = len(seeds)
@@ -121,7 +126,7 @@ class SeedBootstrap:
 
 def per_seed_truth(runs: pd.DataFrame, lr_selection: str = "test") -> pd.DataFrame:
     """The best fine-tuned accuracy per (target, shots, expert) (rows) under each seed alone (columns)."""
-    runs = runs if "seed" in runs else runs.assign(seed=0)
+    runs = with_seed(runs)
     return pd.DataFrame({seed: best_finetune(ground_truth_rows(g, lr_selection)).set_index(["target", "shots", "expert"])
                          ["test_accuracy"] for seed, g in runs.groupby("seed", sort=True)})
 
